@@ -1,0 +1,240 @@
+//! [`ProviderClient`]: one reqwest client per provider, every call through the budget.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+use reqwest::{RequestBuilder, StatusCode};
+use settings::ProviderLimits;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+use url::Url;
+
+use crate::classify::{Class, classify_status, parse_retry_after};
+use crate::limiter::Budget;
+use crate::metrics::HttpMetrics;
+
+/// A successful (2xx) answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// A non-2xx answer, for the provider crate to turn into a message.
+#[derive(Debug, Clone)]
+pub struct ErrorReply {
+    /// Status.
+    pub status: StatusCode,
+    /// Body (vendor error envelope).
+    pub body: Bytes,
+}
+
+/// Why a call did not succeed, already classified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The budget (or a vendor pause) would make the caller wait longer than the hold bound.
+    #[error("rate limited for {retry_in:?}")]
+    RateLimited {
+        /// How long until a call could be made.
+        retry_in: Duration,
+    },
+    /// Worth retrying later: network error, timeout, 408, 5xx.
+    #[error("{0}")]
+    Retriable(String),
+    /// Retrying cannot help: 4xx, or a provider error body.
+    #[error("{0}")]
+    Permanent(String),
+    /// The resource does not exist (404); callers decide whether that is a failure.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// A provider's HTTP client: base URL, timeouts, budget and metrics.
+#[derive(Debug, Clone)]
+pub struct ProviderClient {
+    provider: &'static str,
+    http: reqwest::Client,
+    base: Url,
+    budget: Arc<Budget>,
+    metrics: HttpMetrics,
+    max_wait: Duration,
+}
+
+static CRYPTO: Once = Once::new();
+
+/// Installs the process-wide rustls crypto provider (ring) once.
+pub fn init_crypto() {
+    CRYPTO.call_once(|| {
+        // An error means another provider was installed first, which is fine.
+        let _installed = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl ProviderClient {
+    /// A client for `provider` (a lowercase label such as `spotler`) at `base`.
+    /// `max_wait` bounds how long one call may wait for the budget before the message parks.
+    pub fn new(
+        provider: &'static str,
+        base: Url,
+        limits: &ProviderLimits,
+        replicas: NonZeroU32,
+        max_wait: Duration,
+        metrics: HttpMetrics,
+    ) -> Result<Self, String> {
+        init_crypto();
+        let http = reqwest::Client::builder()
+            .timeout(limits.timeout)
+            .connect_timeout(limits.timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(usize::try_from(limits.concurrency.get()).unwrap_or(16))
+            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client for {provider}: {}", e.without_url()))?;
+        Ok(Self { provider, http, base, budget: Arc::new(Budget::new(limits, replicas)), metrics, max_wait })
+    }
+
+    /// The provider label.
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// The budget (shared by every clone of this client).
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// `base` + `path` (path starts with `/`; its segments must already be escaped).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
+    }
+
+    /// Sends a request built by `build` (called once per try, so a 429 can be retried with a
+    /// fresh signature) through the budget. 429s pause the destination and are waited out
+    /// within the hold bound without counting as a failure. Non-2xx answers go through
+    /// `on_error`, which may refine the classification from the vendor's error body.
+    pub async fn send(
+        &self,
+        operation: &'static str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+        on_error: impl Fn(&ErrorReply, Class) -> CallError,
+    ) -> Result<Reply, CallError> {
+        let deadline = Instant::now() + self.max_wait;
+        loop {
+            let waited_from = Instant::now();
+            let remaining = deadline.saturating_duration_since(waited_from);
+            let permit = match self.budget.acquire(remaining).await {
+                Ok(permit) => permit,
+                Err(too_long) => {
+                    self.metrics.rate_limited.with_label_values(&[self.provider, "budget"]).inc();
+                    return Err(CallError::RateLimited { retry_in: too_long.retry_in });
+                }
+            };
+            self.metrics.wait.with_label_values(&[self.provider]).observe(waited_from.elapsed().as_secs_f64());
+            let started = Instant::now();
+            let result = build(&self.http).send().await;
+            let elapsed = started.elapsed().as_secs_f64();
+            self.metrics.duration.with_label_values(&[self.provider, operation]).observe(elapsed);
+            let response = match result {
+                Ok(response) => response,
+                Err(error) => {
+                    drop(permit);
+                    let class = if error.is_timeout() { "timeout" } else { "network" };
+                    self.metrics.requests.with_label_values(&[self.provider, operation, class]).inc();
+                    let error = error.without_url();
+                    return Err(if error.is_builder() {
+                        CallError::Permanent(format!("{} {operation}: cannot build the request: {error}", self.provider))
+                    } else {
+                        CallError::Retriable(format!("{} {operation}: {class} error: {error}", self.provider))
+                    });
+                }
+            };
+            let status = response.status();
+            let headers = response.headers().clone();
+            self.observe_vendor_budget(&headers);
+            let body = match response.bytes().await {
+                Ok(body) => body,
+                Err(error) => {
+                    self.metrics.requests.with_label_values(&[self.provider, operation, "network"]).inc();
+                    return Err(CallError::Retriable(format!(
+                        "{} {operation}: reading the answer failed: {}",
+                        self.provider,
+                        error.without_url()
+                    )));
+                }
+            };
+            drop(permit);
+            let status_class = status_class(status);
+            self.metrics.requests.with_label_values(&[self.provider, operation, status_class]).inc();
+            if status.is_success() {
+                debug!(provider = self.provider, operation, status = status.as_u16(), "Provider call succeeded.");
+                return Ok(Reply { status, headers, body });
+            }
+            let class = classify_status(status);
+            if class == Class::RateLimited {
+                let now_unix = time::OffsetDateTime::now_utc().unix_timestamp();
+                let after = headers
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, now_unix))
+                    .unwrap_or(Duration::from_secs(1));
+                self.budget.pause_until(Instant::now() + after);
+                self.metrics.rate_limited.with_label_values(&[self.provider, "vendor"]).inc();
+                warn!(provider = self.provider, operation, retry_after_ms = after.as_millis() as u64, "Provider answered 429; pausing the destination.");
+                continue;
+            }
+            if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                self.metrics.auth_failures.with_label_values(&[self.provider]).inc();
+            }
+            return Err(on_error(&ErrorReply { status, body }, class));
+        }
+    }
+
+    /// Voucherify-style `X-Rate-Limit-Remaining: 0` + `X-Rate-Limit-Retry: <epoch s>` pauses
+    /// the destination before the vendor has to refuse a call.
+    fn observe_vendor_budget(&self, headers: &HeaderMap) {
+        let remaining = headers.get("x-rate-limit-remaining").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+        if remaining != Some(0) {
+            return;
+        }
+        let retry_at = headers.get("x-rate-limit-retry").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+        if let Some(retry_at) = retry_at {
+            let now_unix = time::OffsetDateTime::now_utc().unix_timestamp();
+            let wait = Duration::from_secs(u64::try_from(retry_at - now_unix).unwrap_or(0));
+            self.budget.pause_until(Instant::now() + wait);
+            self.metrics.rate_limited.with_label_values(&[self.provider, "vendor"]).inc();
+        }
+    }
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "2xx",
+        429 => "429",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// A short, single-line excerpt of an error body for messages (vendor error envelopes only
+/// hold codes and texts, but cap the length anyway).
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.len() > 300 {
+        let mut cut = 300;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
+}

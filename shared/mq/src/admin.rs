@@ -1,0 +1,245 @@
+//! Broker operations for the `switchyard` CLI and tests: publish a message, inspect and
+//! replay dead letters, count queue depth.
+
+use std::time::Duration;
+
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use settings::MqConfig;
+
+use crate::connection::connect_once;
+use crate::headers;
+use crate::publisher::{Publication, Publisher, json_properties};
+use crate::topology::{self, Drift, Names, WorkerTopology};
+use crate::MqError;
+
+/// An open admin session.
+#[derive(Debug)]
+pub struct Admin {
+    connection: Connection,
+    publisher: Publisher,
+    names: Names,
+}
+
+/// A dead letter as read from `<worker>.dead`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Position in the queue (0 = head).
+    pub index: usize,
+    /// `message_id`, if any.
+    pub message_id: Option<String>,
+    /// Message type.
+    pub kind: Option<String>,
+    /// `invalid`, `permanent`, `exhausted`, or `poison` (broker delivery limit).
+    pub class: String,
+    /// The error text.
+    pub error: String,
+    /// Attempt it failed on.
+    pub attempt: Option<i64>,
+    /// Routing key to replay to.
+    pub original_routing_key: Option<String>,
+    /// Destinations that failed, if only some did.
+    pub scope: Option<String>,
+    /// When it was dead-lettered.
+    pub failed_at: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// A filter for dead letters.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterFilter {
+    /// Only this class.
+    pub class: Option<String>,
+    /// Only this message type.
+    pub kind: Option<String>,
+    /// Only this message id.
+    pub message_id: Option<String>,
+}
+
+impl DeadLetterFilter {
+    /// Whether `letter` passes.
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
+        self.class.as_ref().is_none_or(|c| c == &letter.class)
+            && self.kind.as_ref().is_none_or(|k| Some(k) == letter.kind.as_ref())
+            && self.message_id.as_ref().is_none_or(|m| Some(m) == letter.message_id.as_ref())
+    }
+}
+
+fn dead_letter(index: usize, properties: &BasicProperties, body: Vec<u8>) -> DeadLetter {
+    let table = properties.headers().as_ref();
+    let broker_reason = headers::broker_death_reason(table);
+    let class = headers::get_str(table, headers::ERROR_CLASS).unwrap_or_else(|| match broker_reason.as_deref() {
+        Some("delivery_limit") => "poison".to_owned(),
+        Some(other) => format!("broker:{other}"),
+        None => "unknown".to_owned(),
+    });
+    let error = headers::get_str(table, headers::ERROR).unwrap_or_else(|| match broker_reason.as_deref() {
+        Some("delivery_limit") => "delivery limit exceeded (the worker failed or crashed on it repeatedly)".to_owned(),
+        Some(other) => format!("dead-lettered by the broker: {other}"),
+        None => String::new(),
+    });
+    DeadLetter {
+        index,
+        message_id: properties.message_id().as_ref().map(|m| m.as_str().to_owned()),
+        kind: properties.kind().as_ref().map(|k| k.as_str().to_owned()),
+        class,
+        error,
+        attempt: headers::get_int(table, headers::ATTEMPT),
+        original_routing_key: headers::get_str(table, headers::ORIGINAL_ROUTING_KEY)
+            .or_else(|| headers::death_routing_key(table)),
+        scope: headers::get_str(table, headers::SCOPE),
+        failed_at: headers::get_str(table, headers::FAILED_AT),
+        body,
+    }
+}
+
+impl Admin {
+    /// Connects (first URL that answers).
+    pub async fn connect(config: &MqConfig) -> Result<Self, MqError> {
+        let connection = connect_once(&config.urls, "switchyard admin").await?;
+        let publisher = Publisher::open(&connection).await?;
+        Ok(Self { connection, publisher, names: Names::new(&config.namespace) })
+    }
+
+    /// The names in use.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Declares the shared exchanges and the given workers' queues.
+    pub async fn declare(&self, workers: &[WorkerTopology]) -> Result<(), MqError> {
+        topology::declare(&self.connection, &self.names, workers).await
+    }
+
+    /// Compares the broker with the expected topology.
+    pub async fn verify(&self, workers: &[WorkerTopology]) -> Result<Vec<Drift>, MqError> {
+        topology::verify(&self.connection, &self.names, workers).await
+    }
+
+    /// Publishes a JSON message to the main exchange with confirm and `mandatory`.
+    pub async fn publish(&self, kind: &str, message_id: &str, correlation_id: Option<&str>, body: &[u8]) -> Result<(), MqError> {
+        self.publish_raw(kind, json_properties(message_id, kind, correlation_id, FieldTable::default()), body).await
+    }
+
+    /// Publishes with the given properties to the main exchange.
+    pub async fn publish_raw(&self, routing_key: &str, properties: BasicProperties, body: &[u8]) -> Result<(), MqError> {
+        let exchange = self.names.exchange();
+        self.publisher
+            .publish_all(vec![Publication { exchange: &exchange, routing_key, body, properties }])
+            .await
+    }
+
+    /// Messages ready in a queue (0 when it does not exist).
+    pub async fn queue_depth(&self, queue: &str) -> Result<u32, MqError> {
+        let channel = self.connection.create_channel().await?;
+        let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        let depth = match channel.queue_declare(queue.into(), options, FieldTable::default()).await {
+            Ok(q) => q.message_count(),
+            Err(_) => 0,
+        };
+        let _closed = channel.close(200, "ok".into()).await;
+        Ok(depth)
+    }
+
+    async fn take_all(&self, channel: &Channel, queue: &str, limit: usize) -> Result<Vec<lapin::message::Delivery>, MqError> {
+        let mut out = Vec::new();
+        while out.len() < limit {
+            match channel.basic_get(queue.into(), BasicGetOptions { no_ack: false }).await? {
+                Some(message) => out.push(message.delivery),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads up to `limit` dead letters of `worker` without removing them.
+    pub async fn dead_letters(&self, worker: &str, limit: usize) -> Result<Vec<DeadLetter>, MqError> {
+        let channel = self.connection.create_channel().await?;
+        let queue = self.names.dead_queue(worker);
+        let deliveries = self.take_all(&channel, &queue, limit).await?;
+        let letters =
+            deliveries.iter().enumerate().map(|(i, d)| dead_letter(i, &d.properties, d.data.clone())).collect();
+        // Closing the channel returns every unacked message to the queue, in order.
+        let _closed = channel.close(200, "peeked".into()).await;
+        Ok(letters)
+    }
+
+    /// Republishes matching dead letters of `worker` to their original routing key with the
+    /// attempt count reset, at most `rate_per_sec` per second; each is removed from the dead
+    /// queue only after the republish is confirmed. With `dry_run` nothing changes. Returns the
+    /// replayed (or, dry, would-be-replayed) letters.
+    pub async fn replay(
+        &self,
+        worker: &str,
+        filter: &DeadLetterFilter,
+        rate_per_sec: u32,
+        dry_run: bool,
+        mut progress: impl FnMut(&DeadLetter),
+    ) -> Result<Vec<DeadLetter>, MqError> {
+        let channel = self.connection.create_channel().await?;
+        let queue = self.names.dead_queue(worker);
+        let deliveries = self.take_all(&channel, &queue, usize::MAX).await?;
+        let pause = Duration::from_secs_f64(1.0 / f64::from(rate_per_sec.max(1)));
+        let exchange = self.names.exchange();
+        let mut replayed = Vec::new();
+        for (index, delivery) in deliveries.iter().enumerate() {
+            let letter = dead_letter(index, &delivery.properties, delivery.data.clone());
+            if !filter.matches(&letter) || dry_run {
+                if dry_run && filter.matches(&letter) {
+                    progress(&letter);
+                    replayed.push(letter);
+                }
+                continue;
+            }
+            let Some(routing_key) = letter.original_routing_key.clone().or_else(|| letter.kind.clone()) else {
+                continue;
+            };
+            let mut table = headers::carry_over(delivery.properties.headers().as_ref());
+            if let Some(scope) = &letter.scope {
+                headers::set_str(&mut table, headers::SCOPE, scope);
+            }
+            let properties = delivery.properties.clone().with_headers(table);
+            self.publisher
+                .publish_all(vec![Publication { exchange: &exchange, routing_key: &routing_key, body: &delivery.data, properties }])
+                .await?;
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            progress(&letter);
+            replayed.push(letter);
+            tokio::time::sleep(pause).await;
+        }
+        for delivery in deliveries.iter() {
+            // Everything not replayed goes back (closing the channel would do it too).
+            let _back = delivery.acker.nack(BasicNackOptions { multiple: false, requeue: true }).await;
+        }
+        let _closed = channel.close(200, "replayed".into()).await;
+        Ok(replayed)
+    }
+
+    /// Deletes every message of `worker`'s dead queue; returns how many.
+    pub async fn purge_dead(&self, worker: &str) -> Result<u32, MqError> {
+        let channel = self.connection.create_channel().await?;
+        let count = channel.queue_purge(self.names.dead_queue(worker).as_str().into(), QueuePurgeOptions::default()).await?;
+        let _closed = channel.close(200, "purged".into()).await;
+        Ok(count)
+    }
+
+    /// Removes and returns up to `limit` messages from any queue (tests, demo summaries).
+    pub async fn drain(&self, queue: &str, limit: usize) -> Result<Vec<(BasicProperties, Vec<u8>)>, MqError> {
+        let channel = self.connection.create_channel().await?;
+        let deliveries = self.take_all(&channel, queue, limit).await?;
+        let mut out = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            out.push((delivery.properties, delivery.data));
+        }
+        let _closed = channel.close(200, "drained".into()).await;
+        Ok(out)
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        let _closed = self.connection.close(200, "bye".into()).await;
+    }
+}

@@ -1,0 +1,86 @@
+//! Connecting to the broker: failover across the URLs of a cluster, backoff between rounds,
+//! an explicit heartbeat so a half-open connection is noticed in seconds.
+
+use std::time::Duration;
+
+use lapin::{Connection, ConnectionProperties};
+use settings::{ExposeSecret, Secret};
+
+use crate::MqError;
+
+/// Heartbeat (seconds) added to URLs that do not set one: a dead peer is detected in about
+/// 2 × this, instead of the 60 s the broker suggests.
+pub const DEFAULT_HEARTBEAT_SECS: u16 = 10;
+
+/// The URL with `heartbeat=10` added unless it sets one.
+pub(crate) fn with_heartbeat(url: &str) -> String {
+    if url.contains("heartbeat=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&heartbeat={DEFAULT_HEARTBEAT_SECS}")
+    } else {
+        format!("{url}?heartbeat={DEFAULT_HEARTBEAT_SECS}")
+    }
+}
+
+/// The host part of a URL for logs (never the user or password).
+pub fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", url));
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let host = rest.split(['/', '?']).next().unwrap_or(rest);
+    format!("{scheme}://{host}")
+}
+
+/// Tries each URL once, in order, and returns the first connection that opens.
+pub async fn connect_once(urls: &[Secret], name: &str) -> Result<Connection, MqError> {
+    let mut errors = Vec::new();
+    for url in urls {
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(15),
+            Connection::connect(&with_heartbeat(url.expose_secret()), properties),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(connection)) => return Ok(connection),
+            Ok(Err(error)) => errors.push(format!("{}: {error}", redact(url.expose_secret()))),
+            Err(_) => errors.push(format!("{}: timed out after 15s", redact(url.expose_secret()))),
+        }
+    }
+    Err(MqError::Connect(errors.join("; ")))
+}
+
+/// Backoff between connection rounds: 200 ms doubling to 30 s, with full jitter.
+pub fn reconnect_delays() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(30))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_drops_credentials_and_path() {
+        assert_eq!(redact("amqp://guest:s3cret@rabbit:5672/%2f?heartbeat=5"), "amqp://rabbit:5672");
+        assert_eq!(redact("amqps://host"), "amqps://host");
+    }
+
+    #[test]
+    fn heartbeat_is_added_once() {
+        assert_eq!(with_heartbeat("amqp://h/%2f"), "amqp://h/%2f?heartbeat=10");
+        assert_eq!(with_heartbeat("amqp://h/%2f?frame_max=8192"), "amqp://h/%2f?frame_max=8192&heartbeat=10");
+        assert_eq!(with_heartbeat("amqp://h/%2f?heartbeat=5"), "amqp://h/%2f?heartbeat=5");
+    }
+
+    #[test]
+    fn reconnect_delays_are_capped() {
+        assert!(reconnect_delays().take(50).all(|d| d <= Duration::from_secs(30)));
+    }
+}

@@ -1,0 +1,84 @@
+//! contact-sync: keeps contacts in sync with the ESPs.
+//!
+//! Consumes `contact.changed`, `contact.deleted`, `contact.deactivated`; calls Spotler Mail+
+//! (insert with `update=true`, anonymize, inactivate) and Ecomail (subscribe with
+//! `update_existing`); publishes one `contact.synced` per destination outcome.
+//!
+//! # Layout
+//! - [`config`]: environment → validated [`config::Config`].
+//! - [`mapping`]: the field-mapping file.
+//! - [`handler`]: the message handler.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use api_client::{HttpMetrics, ProviderClient};
+use messages::Schemas;
+use mq::MqMetrics;
+use mq::consumer::Context;
+use prometheus::Registry;
+use provider_ecomail::EcomailClient;
+use provider_spotler::SpotlerClient;
+use telemetry::Health;
+
+pub mod config;
+pub mod handler;
+pub mod mapping;
+
+pub use config::Config;
+pub use handler::ContactSync;
+
+/// Why the worker could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Building clients or metrics failed.
+    #[error("{0}")]
+    Setup(String),
+    /// The broker runtime gave up.
+    #[error(transparent)]
+    Mq(#[from] mq::MqError),
+}
+
+/// Builds the handler from the configuration.
+pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunError> {
+    let http_metrics = HttpMetrics::register(registry).map_err(|e| RunError::Setup(e.to_string()))?;
+    // A call may wait for the rate budget for at most half the hold bound; longer waits park.
+    let max_wait = config.spec.max_hold / 2;
+    let spotler = match &config.spotler {
+        Some(d) => {
+            let http = ProviderClient::new("spotler", d.base_url.clone(), &d.limits, config.replicas, max_wait, http_metrics.clone())
+                .map_err(RunError::Setup)?;
+            Some(SpotlerClient::new(http, d.config.clone()))
+        }
+        None => None,
+    };
+    let ecomail = match &config.ecomail {
+        Some(d) => {
+            let http = ProviderClient::new("ecomail", d.base_url.clone(), &d.limits, config.replicas, max_wait, http_metrics.clone())
+                .map_err(RunError::Setup)?;
+            Some(EcomailClient::new(http, d.config.clone()))
+        }
+        None => None,
+    };
+    Ok(ContactSync { spotler, ecomail, mapping: config.mapping.clone() })
+}
+
+/// Runs the worker until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    registry: &Registry,
+    health: Health,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let handler = Arc::new(build(&config, registry)?);
+    let schemas = Schemas::load(config.max_body).map_err(RunError::Setup)?;
+    let context = Context {
+        mq: config.mq.clone(),
+        spec: config.spec.clone(),
+        schemas: Arc::new(schemas),
+        metrics: MqMetrics::register(registry).map_err(|e| RunError::Setup(e.to_string()))?,
+        health,
+    };
+    mq::run(context, handler, shutdown).await?;
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Sandbox configuration: the credentials each emulated provider accepts and the rate limits
 //! it enforces, from code ([`SandboxConfig::for_tests`]) or from the environment
-//! ([`SandboxConfig::from_env`]).
+//! ([`SandboxConfig::from_env`]). Unset or empty variables take their defaults.
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -95,40 +95,30 @@ impl SandboxConfig {
     /// Reads the `SANDBOX_*` variables (see the module docs); unset ones take their defaults.
     /// The error names the offending variable.
     pub fn from_env() -> Result<Self, String> {
-        Self::from_lookup(|name| {
-            std::env::var_os(name).map(|value| value.to_string_lossy().into_owned())
-        })
+        Self::from_lookup(|name| std::env::var_os(name).map(|value| value.to_string_lossy().into_owned()))
     }
 
     /// Like [`SandboxConfig::from_env`], reading variables through `lookup` (tests pass a map
     /// instead of touching the process environment).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let text = |name: &str, default: &str| -> Result<String, String> {
-            match lookup(name) {
-                None => Ok(default.to_owned()),
-                Some(value) if value.trim().is_empty() => {
-                    Err(format!("{name} is set but empty; unset it to use the default"))
-                }
-                Some(value) => Ok(value),
-            }
-        };
+        // As everywhere in the workspace, an empty value counts as unset.
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let text = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
         let rate = |name: &str, default: Option<Rate>| -> Result<Option<Rate>, String> {
-            match lookup(name) {
+            match get(name) {
                 None => Ok(default),
-                Some(value) => parse_rate_setting(&value)
-                    .map_err(|why| format!("{name}={value:?} is not valid: {why}")),
+                Some(value) => {
+                    parse_rate_setting(&value).map_err(|why| format!("{name}={value:?} is not valid: {why}"))
+                }
             }
         };
         let defaults = Limits::default();
         Ok(Self {
             spotler: SpotlerCreds {
-                consumer_key: text("SANDBOX_SPOTLER_CONSUMER_KEY", DEFAULT_SPOTLER_CONSUMER_KEY)?,
-                consumer_secret: text(
-                    "SANDBOX_SPOTLER_CONSUMER_SECRET",
-                    DEFAULT_SPOTLER_CONSUMER_SECRET,
-                )?,
+                consumer_key: text("SANDBOX_SPOTLER_CONSUMER_KEY", DEFAULT_SPOTLER_CONSUMER_KEY),
+                consumer_secret: text("SANDBOX_SPOTLER_CONSUMER_SECRET", DEFAULT_SPOTLER_CONSUMER_SECRET),
             },
-            ecomail_api_key: text("SANDBOX_ECOMAIL_API_KEY", DEFAULT_ECOMAIL_API_KEY)?,
+            ecomail_api_key: text("SANDBOX_ECOMAIL_API_KEY", DEFAULT_ECOMAIL_API_KEY),
             limits: Limits {
                 spotler: rate("SANDBOX_SPOTLER_RATE", defaults.spotler)?,
                 ecomail: rate("SANDBOX_ECOMAIL_RATE", defaults.ecomail)?,
@@ -144,10 +134,7 @@ mod tests {
     use super::*;
 
     fn from_map(vars: &[(&str, &str)]) -> Result<SandboxConfig, String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         SandboxConfig::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -182,13 +169,17 @@ mod tests {
     #[test]
     fn invalid_rate_error_names_the_variable() {
         let error = from_map(&[("SANDBOX_ECOMAIL_RATE", "lots")]).unwrap_err();
-        assert!(error.starts_with("SANDBOX_ECOMAIL_RATE=\"lots\" is not valid"), "{error}");
+        assert!(
+            error.starts_with("SANDBOX_ECOMAIL_RATE=\"lots\" is not valid"),
+            "{error}"
+        );
     }
 
     #[test]
-    fn empty_credential_error_names_the_variable() {
-        let error = from_map(&[("SANDBOX_ECOMAIL_API_KEY", " ")]).unwrap_err();
-        assert!(error.starts_with("SANDBOX_ECOMAIL_API_KEY"), "{error}");
+    fn empty_values_count_as_unset() {
+        let config = from_map(&[("SANDBOX_ECOMAIL_API_KEY", " "), ("SANDBOX_SPOTLER_RATE", "")]).unwrap();
+        assert_eq!(config.ecomail_api_key, DEFAULT_ECOMAIL_API_KEY);
+        assert_eq!(config.limits.spotler, Some(Rate::per_second(10)));
     }
 
     #[test]

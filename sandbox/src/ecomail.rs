@@ -53,10 +53,8 @@ pub(crate) fn router() -> Router<Sandbox> {
         .route("/lists/{list_id}/unsubscribe", delete(unsubscribe))
         .route("/tracker/events", post(track_event))
         .route("/subscribers/{email}/events", get(subscriber_events))
-        .fallback(|| async { message(StatusCode::NOT_FOUND, "Not Found") })
-        .method_not_allowed_fallback(|| async {
-            message(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
-        })
+        .fallback(|| async { route_not_found() })
+        .method_not_allowed_fallback(|| async { message(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed") })
 }
 
 /// An Ecomail `{"message": ...}` response.
@@ -66,9 +64,7 @@ fn message(status: StatusCode, text: &str) -> Response {
 
 fn with_retry_after(mut response: Response, retry_after_secs: Option<u64>) -> Response {
     if let Some(secs) = retry_after_secs {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }
@@ -88,11 +84,7 @@ pub(crate) fn refusal(refusal: Refusal) -> Response {
                 401 => message(status, "Unauthorized"),
                 404 => message(status, "Not Found"),
                 429 => message(status, "Too Many Attempts."),
-                400..=499 => (
-                    status,
-                    Json(json!({"message": "Forced failure", "errors": {}})),
-                )
-                    .into_response(),
+                400..=499 => (status, Json(json!({"message": "Forced failure", "errors": {}}))).into_response(),
                 _ => message(status, "Server Error"),
             };
             with_retry_after(response, retry_after_secs)
@@ -102,12 +94,12 @@ pub(crate) fn refusal(refusal: Refusal) -> Response {
     }
 }
 
-/// Checks the `key` header.
-pub(crate) fn authenticate(sandbox: &Sandbox, parts: &Parts) -> Result<(), Response> {
+/// Ecomail's 401 answer if the `key` header is missing or wrong.
+pub(crate) fn auth_failure(sandbox: &Sandbox, parts: &Parts) -> Option<Response> {
     let expected = sandbox.config().ecomail_api_key.as_bytes();
     match parts.headers.get("key") {
-        Some(key) if constant_time_eq(key.as_bytes(), expected) => Ok(()),
-        _ => Err(message(StatusCode::UNAUTHORIZED, "Unauthorized")),
+        Some(key) if constant_time_eq(key.as_bytes(), expected) => None,
+        _ => Some(message(StatusCode::UNAUTHORIZED, "Unauthorized")),
     }
 }
 
@@ -126,10 +118,13 @@ fn input(headers: &HeaderMap, body: &Bytes) -> Map<String, Value> {
     }
 }
 
-fn list_id(path: Result<Path<String>, PathRejection>) -> Result<u64, Response> {
-    path.ok()
-        .and_then(|Path(id)| id.parse().ok())
-        .ok_or_else(|| message(StatusCode::NOT_FOUND, "Not Found"))
+/// The numeric list id of the path, if it is one (anything else is an unknown route).
+fn list_id(path: Result<Path<String>, PathRejection>) -> Option<u64> {
+    path.ok().and_then(|Path(id)| id.parse().ok())
+}
+
+fn route_not_found() -> Response {
+    message(StatusCode::NOT_FOUND, "Not Found")
 }
 
 fn subscriber_not_found() -> Response {
@@ -195,9 +190,8 @@ async fn subscribe(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let list_id = match list_id(path) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(list_id) = list_id(path) else {
+        return route_not_found();
     };
     let body = input(&headers, &body);
     let mut errors = Errors::default();
@@ -214,9 +208,7 @@ async fn subscribe(
         return errors.into_response();
     }
     let now = sql_datetime(now_utc());
-    let (outcome, subscriber) = sandbox
-        .ecomail_store()
-        .subscribe(list_id, &data, options, &now);
+    let (outcome, subscriber) = sandbox.ecomail_store().subscribe(list_id, &data, options, &now);
     Json(subscribe_view(
         &subscriber,
         outcome == SubscribeOutcome::AlreadySubscribed,
@@ -232,9 +224,8 @@ async fn subscribe_bulk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let list_id = match list_id(path) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(list_id) = list_id(path) else {
+        return route_not_found();
     };
     let body = input(&headers, &body);
     let mut errors = Errors::default();
@@ -287,7 +278,7 @@ async fn get_subscriber(
         .ok()
         .and_then(|Path((list, email))| Some((list.parse::<u64>().ok()?, email)))
     else {
-        return message(StatusCode::NOT_FOUND, "Not Found");
+        return route_not_found();
     };
     match sandbox.ecomail_subscriber(list_id, &email) {
         Some(subscriber) => Json(full_view(&subscriber)).into_response(),
@@ -302,9 +293,8 @@ async fn update_subscriber(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let list_id = match list_id(path) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(list_id) = list_id(path) else {
+        return route_not_found();
     };
     let body = input(&headers, &body);
     let mut errors = Errors::default();
@@ -338,9 +328,8 @@ async fn unsubscribe(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let list_id = match list_id(path) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(list_id) = list_id(path) else {
+        return route_not_found();
     };
     let body = input(&headers, &body);
     let mut errors = Errors::default();
@@ -371,9 +360,8 @@ async fn track_event(State(sandbox): State<Sandbox>, headers: HeaderMap, body: B
         }
     };
     let email = validate::email(event.get("email"), "event.email", &mut errors);
-    let text = |name: &str, errors: &mut Errors| {
-        validate::optional_text(event.get(name), &format!("event.{name}"), errors)
-    };
+    let text =
+        |name: &str, errors: &mut Errors| validate::optional_text(event.get(name), &format!("event.{name}"), errors);
     let category = text("category", &mut errors);
     let action = text("action", &mut errors);
     let label = text("label", &mut errors);
@@ -418,7 +406,7 @@ async fn subscriber_events(
     RawQuery(query): RawQuery,
 ) -> Response {
     let Ok(Path(email)) = path else {
-        return message(StatusCode::NOT_FOUND, "Not Found");
+        return route_not_found();
     };
     let mut per_page = DEFAULT_EVENTS_PER_PAGE;
     let mut page = 1;
@@ -468,6 +456,5 @@ async fn subscriber_events(
         })
         .collect();
     drop(store);
-    Json(json!({"current_page": page, "data": data, "per_page": per_page, "total": total}))
-        .into_response()
+    Json(json!({"current_page": page, "data": data, "per_page": per_page, "total": total})).into_response()
 }

@@ -104,10 +104,7 @@ impl Fault {
     /// forced `status` in 400..=599.
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.error_rate) {
-            return Err(format!(
-                "error_rate must be between 0 and 1, got {}",
-                self.error_rate
-            ));
+            return Err(format!("error_rate must be between 0 and 1, got {}", self.error_rate));
         }
         if self.latency_ms > MAX_LATENCY_MS {
             return Err(format!(
@@ -140,8 +137,7 @@ impl Fault {
             && force.count > 0
         {
             force.count -= 1;
-            let status =
-                StatusCode::from_u16(force.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status = StatusCode::from_u16(force.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let retry_after_secs = match (status, force.retry_after_secs) {
                 (StatusCode::TOO_MANY_REQUESTS, None) => Some(1),
                 (_, retry_after) => retry_after,
@@ -238,10 +234,7 @@ mod tests {
         let mut always = Fault::error_rate(1.0);
         let mut never = Fault::error_rate(0.0);
         for _ in 0..100 {
-            assert_eq!(
-                always.take().action,
-                FaultAction::Respond(Refusal::InjectedError)
-            );
+            assert_eq!(always.take().action, FaultAction::Respond(Refusal::InjectedError));
             assert_eq!(never.take().action, FaultAction::Proceed);
         }
     }

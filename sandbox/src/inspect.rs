@@ -46,9 +46,8 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
 }
 
-fn provider(name: &str) -> Result<Provider, Response> {
+fn provider(name: &str) -> Result<Provider, String> {
     name.parse()
-        .map_err(|why: String| error(StatusCode::NOT_FOUND, &why))
 }
 
 async fn health() -> Response {
@@ -102,14 +101,14 @@ fn fault_view(sandbox: &Sandbox, provider: Provider) -> Response {
 async fn get_fault(State(sandbox): State<Sandbox>, Path(name): Path<String>) -> Response {
     match provider(&name) {
         Ok(p) => fault_view(&sandbox, p),
-        Err(response) => response,
+        Err(why) => error(StatusCode::NOT_FOUND, &why),
     }
 }
 
 async fn put_fault(State(sandbox): State<Sandbox>, Path(name): Path<String>, body: Bytes) -> Response {
     let p = match provider(&name) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(why) => return error(StatusCode::NOT_FOUND, &why),
     };
     let fault: Fault = match serde_json::from_slice(&body) {
         Ok(fault) => fault,
@@ -127,7 +126,7 @@ async fn delete_fault(State(sandbox): State<Sandbox>, Path(name): Path<String>) 
             sandbox.clear_fault(p);
             fault_view(&sandbox, p)
         }
-        Err(response) => response,
+        Err(why) => error(StatusCode::NOT_FOUND, &why),
     }
 }
 
@@ -146,14 +145,14 @@ fn limit_view(sandbox: &Sandbox, provider: Provider) -> Response {
 async fn get_limit(State(sandbox): State<Sandbox>, Path(name): Path<String>) -> Response {
     match provider(&name) {
         Ok(p) => limit_view(&sandbox, p),
-        Err(response) => response,
+        Err(why) => error(StatusCode::NOT_FOUND, &why),
     }
 }
 
 async fn put_limit(State(sandbox): State<Sandbox>, Path(name): Path<String>, body: Bytes) -> Response {
     let p = match provider(&name) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(why) => return error(StatusCode::NOT_FOUND, &why),
     };
     let request: LimitRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,

@@ -2,7 +2,7 @@
 //! machinery (path prefix, router, authentication and error envelopes).
 //!
 //! Adding a provider (Voucherify, Bloomreach, SALESmanago, Froomle are planned) means: a new
-//! [`Provider`] variant, a module `src/<provider>.rs` exposing `router()`, `authenticate()` and
+//! [`Provider`] variant, a module `src/<provider>.rs` exposing `router()`, `auth_failure()` and
 //! `refusal()`, a field in [`PerProvider`], and its store in `Sandbox`. The compiler points at
 //! every `match` that needs the new arm.
 
@@ -67,11 +67,11 @@ impl Provider {
         }
     }
 
-    /// Checks the provider's credentials on a request; `Err` is the provider's 401 answer.
-    pub(crate) fn authenticate(self, sandbox: &Sandbox, parts: &Parts) -> Result<(), Response> {
+    /// Checks the provider's credentials on a request: `Some` is the provider's 401 answer.
+    pub(crate) fn auth_failure(self, sandbox: &Sandbox, parts: &Parts) -> Option<Response> {
         match self {
-            Provider::Spotler => spotler::authenticate(sandbox, parts),
-            Provider::Ecomail => ecomail::authenticate(sandbox, parts),
+            Provider::Spotler => spotler::auth_failure(sandbox, parts),
+            Provider::Ecomail => ecomail::auth_failure(sandbox, parts),
         }
     }
 
@@ -170,7 +170,10 @@ mod tests {
             Some(Provider::Spotler)
         );
         assert_eq!(Provider::from_path("/ecomail"), Some(Provider::Ecomail));
-        assert_eq!(Provider::from_path("/ecomail/lists/1/subscribe"), Some(Provider::Ecomail));
+        assert_eq!(
+            Provider::from_path("/ecomail/lists/1/subscribe"),
+            Some(Provider::Ecomail)
+        );
         assert_eq!(Provider::from_path("/ecomailx/lists"), None);
         assert_eq!(Provider::from_path("/_sandbox/health"), None);
     }

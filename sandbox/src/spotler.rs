@@ -51,28 +51,19 @@ pub(crate) fn router() -> Router<Sandbox> {
         .route("/contact/properties/list", get(list_properties))
         .route("/contact/anonymize/{external_id}", put(anonymize_contact))
         .route("/contact/inactivate/{external_id}", put(inactivate_contact))
-        .route(
-            "/contact/{external_id}",
-            get(get_contact).put(update_contact),
-        )
+        .route("/contact/{external_id}", get(get_contact).put(update_contact))
         .fallback(unknown_resource)
         .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// A Spotler error response.
 fn error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"errorType": error_type, "message": message})),
-    )
-        .into_response()
+    (status, Json(json!({"errorType": error_type, "message": message}))).into_response()
 }
 
 fn with_retry_after(mut response: Response, retry_after_secs: Option<u64>) -> Response {
     if let Some(secs) = retry_after_secs {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }
@@ -81,11 +72,7 @@ fn with_retry_after(mut response: Response, retry_after_secs: Option<u64>) -> Re
 pub(crate) fn refusal(refusal: Refusal) -> Response {
     match refusal {
         Refusal::RateLimited { retry_after_secs } => with_retry_after(
-            error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "BACKEND_EXCEPTION",
-                "Too many requests",
-            ),
+            error(StatusCode::TOO_MANY_REQUESTS, "BACKEND_EXCEPTION", "Too many requests"),
             Some(retry_after_secs),
         ),
         Refusal::Forced {
@@ -114,9 +101,37 @@ pub(crate) fn refusal(refusal: Refusal) -> Response {
     }
 }
 
-/// Verifies the OAuth 1.0a signature of a request.
-pub(crate) fn authenticate(sandbox: &Sandbox, parts: &Parts) -> Result<(), Response> {
-    let unauthorized = |message: &str| error(StatusCode::UNAUTHORIZED, "NOT_AUTHORIZED", message);
+/// A Spotler error answer: a status with `{"errorType": ..., "message": ...}`.
+#[derive(Debug)]
+struct SpotlerError {
+    status: StatusCode,
+    error_type: &'static str,
+    message: String,
+}
+
+impl SpotlerError {
+    fn new(status: StatusCode, error_type: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            error_type,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for SpotlerError {
+    fn into_response(self) -> Response {
+        error(self.status, self.error_type, &self.message)
+    }
+}
+
+/// Spotler's 401 answer if the request's OAuth 1.0a signature is missing or wrong.
+pub(crate) fn auth_failure(sandbox: &Sandbox, parts: &Parts) -> Option<Response> {
+    verify_signature(sandbox, parts).err().map(IntoResponse::into_response)
+}
+
+fn verify_signature(sandbox: &Sandbox, parts: &Parts) -> Result<(), SpotlerError> {
+    let unauthorized = |message: &str| SpotlerError::new(StatusCode::UNAUTHORIZED, "NOT_AUTHORIZED", message);
     let authorization = parts
         .headers
         .get(AUTHORIZATION)
@@ -220,9 +235,7 @@ fn validate_contact(body: ContactBody) -> Result<ContactInput, Invalid> {
         return Err(invalid_property("Property is invalid"));
     }
     if let Some(channels) = &body.channels
-        && let Some(bad) = channels
-            .iter()
-            .find(|c| c.name != "EMAIL" && c.name != "SMS")
+        && let Some(bad) = channels.iter().find(|c| c.name != "EMAIL" && c.name != "SMS")
     {
         return Err(Invalid {
             error_type: "INVALID_PARAMS",
@@ -242,27 +255,26 @@ fn is_valid_permissions(value: &Value) -> bool {
     value.as_array().is_some_and(|entries| {
         entries.iter().all(|entry| {
             entry.as_object().is_some_and(|object| {
-                object.get("bit").is_some_and(Value::is_i64)
-                    && object.get("enabled").is_some_and(Value::is_boolean)
+                object.get("bit").is_some_and(Value::is_i64) && object.get("enabled").is_some_and(Value::is_boolean)
             })
         })
     })
 }
 
 /// Checks the content type and decodes a JSON body.
-fn parse_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &Bytes) -> Result<T, Response> {
+fn parse_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &Bytes) -> Result<T, SpotlerError> {
     if !has_json_content_type(headers) {
-        return Err(error(
+        return Err(SpotlerError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "INVALID_PARAMS",
             "Content-Type must be application/json",
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
-        error(
+        SpotlerError::new(
             StatusCode::BAD_REQUEST,
             "INVALID_PARAMS",
-            &format!("Invalid request body: {e}"),
+            format!("Invalid request body: {e}"),
         )
     })
 }
@@ -274,36 +286,22 @@ fn stamp() -> Stamp {
     }
 }
 
-fn external_id_of(path: Result<Path<String>, PathRejection>) -> Result<String, Response> {
-    path.map(|Path(id)| id).map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PARAMS",
-            "Invalid externalId in path",
-        )
-    })
+fn external_id_of(path: Result<Path<String>, PathRejection>) -> Result<String, SpotlerError> {
+    path.map(|Path(id)| id)
+        .map_err(|_| SpotlerError::new(StatusCode::BAD_REQUEST, "INVALID_PARAMS", "Invalid externalId in path"))
 }
 
 fn contact_not_found() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        "CONTACT_NOT_FOUND",
-        "Given contact not found",
-    )
+    error(StatusCode::NOT_FOUND, "CONTACT_NOT_FOUND", "Given contact not found")
 }
 
 /// `POST /contact`.
 async fn insert_contact(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
     let request: ContactRequest = match parse_body(&headers, &body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(rejected) => return rejected.into_response(),
     };
-    let Some(external_id) = request
-        .contact
-        .external_id
-        .clone()
-        .filter(|id| !id.trim().is_empty())
-    else {
+    let Some(external_id) = request.contact.external_id.clone().filter(|id| !id.trim().is_empty()) else {
         return error(
             StatusCode::BAD_REQUEST,
             "INVALID_PARAMS",
@@ -314,13 +312,9 @@ async fn insert_contact(State(sandbox): State<Sandbox>, headers: HeaderMap, body
         Ok(input) => input,
         Err(invalid) => return invalid.into_response(),
     };
-    let outcome = sandbox.spotler_store().insert(
-        &external_id,
-        &input,
-        request.update,
-        request.purge,
-        &stamp(),
-    );
+    let outcome = sandbox
+        .spotler_store()
+        .insert(&external_id, &input, request.update, request.purge, &stamp());
     match outcome {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(InsertError::AlreadyExists) => error(
@@ -335,7 +329,7 @@ async fn insert_contact(State(sandbox): State<Sandbox>, headers: HeaderMap, body
 async fn insert_contacts(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
     let request: ContactListRequest = match parse_body(&headers, &body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(rejected) => return rejected.into_response(),
     };
     if request.contacts.len() > MAX_CONTACTS_PER_LIST_CALL {
         return error(
@@ -362,19 +356,15 @@ async fn insert_contacts(State(sandbox): State<Sandbox>, headers: HeaderMap, bod
         let external_id = contact.external_id.clone().unwrap_or_default();
         let (code, message) = match validate_contact(contact) {
             Err(invalid) => (invalid.code, invalid.message),
-            Ok(input) => {
-                match store.insert(&external_id, &input, request.update, request.purge, &stamp) {
-                    Ok(InsertOutcome::Inserted) => ("OK", "Contact inserted".to_owned()),
-                    Ok(InsertOutcome::Updated) => ("OK", "Contact updated".to_owned()),
-                    Ok(InsertOutcome::MergedByEmail { into }) => (
-                        "OK",
-                        format!("Contact merged into existing contact {into} with the same email"),
-                    ),
-                    Err(InsertError::AlreadyExists) => {
-                        ("CONTACT_ALREADY_EXISTS", "Contact already exists".to_owned())
-                    }
-                }
-            }
+            Ok(input) => match store.insert(&external_id, &input, request.update, request.purge, &stamp) {
+                Ok(InsertOutcome::Inserted) => ("OK", "Contact inserted".to_owned()),
+                Ok(InsertOutcome::Updated) => ("OK", "Contact updated".to_owned()),
+                Ok(InsertOutcome::MergedByEmail { into }) => (
+                    "OK",
+                    format!("Contact merged into existing contact {into} with the same email"),
+                ),
+                Err(InsertError::AlreadyExists) => ("CONTACT_ALREADY_EXISTS", "Contact already exists".to_owned()),
+            },
         };
         results.push(json!({"externalId": external_id, "code": code, "message": message}));
     }
@@ -391,11 +381,11 @@ async fn update_contact(
 ) -> Response {
     let external_id = match external_id_of(path) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(rejected) => return rejected.into_response(),
     };
     let request: ContactRequest = match parse_body(&headers, &body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(rejected) => return rejected.into_response(),
     };
     let input = match validate_contact(request.contact) {
         Ok(input) => input,
@@ -416,7 +406,7 @@ async fn update_contact(
 async fn get_contact(State(sandbox): State<Sandbox>, path: Result<Path<String>, PathRejection>) -> Response {
     let external_id = match external_id_of(path) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(rejected) => return rejected.into_response(),
     };
     let Some(contact) = sandbox.spotler_contact(&external_id) else {
         return contact_not_found();
@@ -438,7 +428,7 @@ async fn get_contact(State(sandbox): State<Sandbox>, path: Result<Path<String>, 
 async fn anonymize_contact(State(sandbox): State<Sandbox>, path: Result<Path<String>, PathRejection>) -> Response {
     let external_id = match external_id_of(path) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(rejected) => return rejected.into_response(),
     };
     let now = iso_seconds(now_utc());
     if sandbox.spotler_store().anonymize(&external_id, &now) {
@@ -452,7 +442,7 @@ async fn anonymize_contact(State(sandbox): State<Sandbox>, path: Result<Path<Str
 async fn inactivate_contact(State(sandbox): State<Sandbox>, path: Result<Path<String>, PathRejection>) -> Response {
     let external_id = match external_id_of(path) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(rejected) => return rejected.into_response(),
     };
     let now = iso_seconds(now_utc());
     if sandbox.spotler_store().inactivate(&external_id, &now) {
@@ -483,19 +473,11 @@ async fn list_properties() -> Response {
 }
 
 async fn unknown_resource() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        "RESOURCE_NOT_FOUND",
-        "Resource not found",
-    )
+    error(StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND", "Resource not found")
 }
 
 async fn method_not_allowed() -> Response {
-    error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "INVALID_PARAMS",
-        "Method not allowed",
-    )
+    error(StatusCode::METHOD_NOT_ALLOWED, "INVALID_PARAMS", "Method not allowed")
 }
 
 #[cfg(test)]

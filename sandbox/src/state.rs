@@ -164,8 +164,6 @@ impl Sandbox {
     }
 
     pub(crate) fn try_acquire(&self, provider: Provider) -> Result<(), u64> {
-        lock(&self.inner.limiters)
-            .get_mut(provider)
-            .try_acquire(Instant::now())
+        lock(&self.inner.limiters).get_mut(provider).try_acquire(Instant::now())
     }
 }

@@ -11,12 +11,10 @@ const RFC3339_MILLIS: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 /// ISO 8601 to the second in UTC, e.g. `2025-01-31T12:00:00Z` (Spotler contact dates).
-const ISO_SECONDS: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+const ISO_SECONDS: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
 
 /// `YYYY-MM-DD HH:MM:SS` (Ecomail timestamps).
-const SQL_DATETIME: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+const SQL_DATETIME: &[FormatItem<'static>] = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
 
 /// The current wall-clock time in UTC.
 pub(crate) fn now_utc() -> OffsetDateTime {
@@ -26,8 +24,7 @@ pub(crate) fn now_utc() -> OffsetDateTime {
 /// Formats `at` with `format`, falling back to the Unix timestamp (formatting a UTC time with
 /// these fixed descriptions cannot fail in practice, but the sandbox never panics on it).
 fn format_or_unix(at: OffsetDateTime, format: &[FormatItem<'_>]) -> String {
-    at.format(format)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+    at.format(format).unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
 /// `2025-01-31T12:00:00.123Z`.
@@ -74,12 +71,7 @@ pub(crate) fn has_json_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let media_type = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let media_type = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     media_type == "application/json" || media_type.ends_with("+json")
 }
 

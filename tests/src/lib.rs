@@ -1,1 +1,227 @@
-//! Placeholder.
+//! Test kit for the workspace integration tests: a unique broker namespace per test, an
+//! in-process sandbox on a free port, workers run in-process (or as real binaries for
+//! signal tests), and helpers to publish and observe.
+//!
+//! Every test gets its own `SWITCHYARD_NAMESPACE`, so tests run in parallel on the one broker
+//! without seeing each other's messages; the namespace is deleted when the harness stops.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mq::admin::{Admin, DeadLetter};
+use mq::WorkerTopology;
+use prometheus::Registry;
+use settings::MqConfig;
+use switchyard_sandbox::{RunningSandbox, SandboxConfig};
+use telemetry::Health;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// The name of the observer queue that collects results in tests.
+pub const RESULTS: &str = "test.results";
+
+/// A fresh namespace.
+pub fn unique_namespace(prefix: &str) -> String {
+    format!("t-{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Environment for contact-sync pointing at `sandbox`, in `namespace`, with short retry tiers.
+pub fn contact_sync_env(namespace: &str, sandbox: &RunningSandbox) -> HashMap<String, String> {
+    let mapping = workspace_root().join("config/field-mapping.toml");
+    [
+        ("SWITCHYARD_NAMESPACE", namespace.to_owned()),
+        ("SPOTLER_BASE_URL", sandbox.spotler_base_url()),
+        ("SPOTLER_CONSUMER_KEY", switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_KEY.to_owned()),
+        ("SPOTLER_CONSUMER_SECRET", switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_SECRET.to_owned()),
+        ("ECOMAIL_BASE_URL", sandbox.ecomail_base_url()),
+        ("ECOMAIL_API_KEY", switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned()),
+        ("ECOMAIL_LIST_ID", "7".to_owned()),
+        ("CONTACT_SYNC_MAPPING", mapping.display().to_string()),
+        ("SWITCHYARD_RETRY_TIERS", "200ms,400ms,800ms".to_owned()),
+        ("SWITCHYARD_MAX_ATTEMPTS", "3".to_owned()),
+        ("SWITCHYARD_DRAIN_DEADLINE", "10s".to_owned()),
+        ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The workspace root (for bundled files and built binaries).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A binary built by `cargo build --workspace --bins` (which `make test` runs first).
+pub fn binary(name: &str) -> PathBuf {
+    // Test executables live in target/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_default();
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (make test does)", path.display());
+    path
+}
+
+/// A running contact-sync with its sandbox, in its own namespace.
+#[derive(Debug)]
+pub struct Harness {
+    /// The namespace.
+    pub namespace: String,
+    /// The sandbox.
+    pub sandbox: RunningSandbox,
+    /// Admin connection.
+    pub admin: Admin,
+    /// The worker's environment.
+    pub env: HashMap<String, String>,
+    /// The worker's metrics registry.
+    pub registry: Registry,
+    stop: Option<oneshot::Sender<()>>,
+    worker: Option<JoinHandle<Result<(), contact_sync::RunError>>>,
+}
+
+/// The topology of contact-sync with the test tiers.
+pub fn contact_sync_topology(env: &HashMap<String, String>) -> WorkerTopology {
+    let spec = mq::WorkerSpec::from_strings(env, contact_sync::config::WORKER, contact_sync::config::ROUTING_KEYS, 32);
+    spec.map(|s| s.topology).unwrap_or_else(|e| panic!("test worker spec: {e}"))
+}
+
+impl Harness {
+    /// Starts a sandbox and an in-process contact-sync; `overrides` change its environment.
+    pub async fn start(prefix: &str, overrides: &[(&str, &str)]) -> Self {
+        let namespace = unique_namespace(prefix);
+        let sandbox = switchyard_sandbox::spawn(SandboxConfig::for_tests()).await.unwrap_or_else(|e| panic!("sandbox: {e}"));
+        let mut env = contact_sync_env(&namespace, &sandbox);
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let mq_config = MqConfig::from_strings(&env).unwrap_or_else(|e| panic!("{e}"));
+        let admin = Admin::connect(&mq_config).await.unwrap_or_else(|e| panic!("broker at AMQP_URL: {e}"));
+        admin.declare(&[contact_sync_topology(&env)]).await.unwrap_or_else(|e| panic!("declare: {e}"));
+        admin.declare_observer(RESULTS, &["contact.synced"]).await.unwrap_or_else(|e| panic!("observer: {e}"));
+        let mut harness = Self { namespace, sandbox, admin, env, registry: Registry::new(), stop: None, worker: None };
+        harness.start_worker();
+        harness
+    }
+
+    /// Starts (or restarts) the in-process worker.
+    pub fn start_worker(&mut self) {
+        let config = contact_sync::Config::from_strings(&self.env).unwrap_or_else(|e| panic!("config: {e}"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let registry = Registry::new();
+        self.registry = registry.clone();
+        let worker = tokio::spawn(async move {
+            let shutdown = async move {
+                let _stopped = rx.await;
+            };
+            contact_sync::run(config, &registry, Health::new(), shutdown).await
+        });
+        self.stop = Some(tx);
+        self.worker = Some(worker);
+    }
+
+    /// Stops the in-process worker gracefully and returns its result.
+    pub async fn stop_worker(&mut self) -> Option<Result<(), contact_sync::RunError>> {
+        if let Some(stop) = self.stop.take() {
+            let _sent = stop.send(());
+        }
+        match self.worker.take() {
+            Some(worker) => worker.await.ok(),
+            None => None,
+        }
+    }
+
+    /// Publishes a JSON body as `kind` with a fresh message id, which it returns.
+    pub async fn publish(&self, kind: &str, body: &serde_json::Value) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        self.admin.publish(kind, &id, None, &bytes).await.unwrap_or_else(|e| panic!("publish: {e}"));
+        id
+    }
+
+    /// The contact.synced results collected so far (removed from the observer queue).
+    pub async fn take_results(&self) -> Vec<serde_json::Value> {
+        let queue = self.admin.names().work_queue(RESULTS);
+        let messages = self.admin.drain(&queue, 10_000).await.unwrap_or_else(|e| panic!("drain: {e}"));
+        messages.into_iter().filter_map(|(_, body)| serde_json::from_slice(&body).ok()).collect()
+    }
+
+    /// Waits until `want` results have arrived in total (accumulating into `seen`).
+    pub async fn wait_results(&self, seen: &mut Vec<serde_json::Value>, want: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while seen.len() < want {
+            seen.extend(self.take_results().await);
+            if seen.len() >= want {
+                break;
+            }
+            assert!(Instant::now() < deadline, "only {} of {want} results within {timeout:?}: {seen:?}", seen.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The dead letters of contact-sync (left in place).
+    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.admin.dead_letters(contact_sync::config::WORKER, 10_000).await.unwrap_or_else(|e| panic!("dlq: {e}"))
+    }
+
+    /// Waits until at least `want` dead letters exist.
+    pub async fn wait_dead_letters(&self, want: usize, timeout: Duration) -> Vec<DeadLetter> {
+        wait_for(timeout, || async {
+            let letters = self.dead_letters().await;
+            (letters.len() >= want).then_some(letters)
+        })
+        .await
+        .unwrap_or_else(|| panic!("fewer than {want} dead letters within {timeout:?}"))
+    }
+
+    /// Queue depth of a queue in this namespace (name without the prefix).
+    pub async fn depth(&self, queue: &str) -> u32 {
+        self.admin.queue_depth(&self.admin.names().work_queue(queue)).await.unwrap_or(0)
+    }
+
+    /// A counter or gauge value from the worker's registry (sum over matching label sets).
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let mut total = 0.0;
+        for family in self.registry.gather() {
+            if family.name() != name {
+                continue;
+            }
+            for metric in family.get_metric() {
+                let matches = labels.iter().all(|(k, v)| metric.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
+                if matches {
+                    total += metric.get_counter().get_value() + metric.get_gauge().get_value();
+                }
+            }
+        }
+        total
+    }
+
+    /// Stops the worker and the sandbox and deletes the namespace.
+    pub async fn finish(mut self) {
+        let _stopped = self.stop_worker().await;
+        let topology = contact_sync_topology(&self.env);
+        let results = self.admin.names().work_queue(RESULTS);
+        let _removed = self.admin.remove_namespace(&[topology], &[results]).await;
+    }
+}
+
+/// Polls `check` every 50 ms until it yields `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -287,10 +287,7 @@ impl EcomailStore {
 
     /// Marks the subscriber unsubscribed (status 2).
     pub(crate) fn unsubscribe(&mut self, list_id: u64, email: &str, now: &str) -> Option<EcomailSubscriber> {
-        let subscriber = self
-            .lists
-            .get_mut(&list_id)?
-            .get_mut(&normalize_email(email))?;
+        let subscriber = self.lists.get_mut(&list_id)?.get_mut(&normalize_email(email))?;
         subscriber.status = STATUS_UNSUBSCRIBED;
         subscriber.unsubscribed_at = Some(now.to_owned());
         Some(subscriber.clone())
@@ -352,8 +349,7 @@ mod tests {
     fn existing_subscriber_is_untouched_without_update_existing() {
         let mut store = EcomailStore::default();
         store.subscribe(1, &input("a@b.cz", "Ann", &[("tier", "gold")]), NEW, "t1");
-        let (outcome, subscriber) =
-            store.subscribe(1, &input("a@b.cz", "Bea", &[("tier", "silver")]), NEW, "t2");
+        let (outcome, subscriber) = store.subscribe(1, &input("a@b.cz", "Bea", &[("tier", "silver")]), NEW, "t2");
         assert_eq!(outcome, SubscribeOutcome::AlreadySubscribed);
         assert_eq!(subscriber.name.as_deref(), Some("Ann"));
         assert_eq!(subscriber.custom_fields["tier"], "gold");
@@ -367,8 +363,7 @@ mod tests {
             update_existing: true,
             ..NEW
         };
-        let (outcome, subscriber) =
-            store.subscribe(1, &input("a@b.cz", "Bea", &[("tier", "silver")]), options, "t2");
+        let (outcome, subscriber) = store.subscribe(1, &input("a@b.cz", "Bea", &[("tier", "silver")]), options, "t2");
         assert_eq!(outcome, SubscribeOutcome::Updated);
         assert_eq!(subscriber.name.as_deref(), Some("Bea"));
         assert_eq!(subscriber.custom_fields["tier"], "silver");
@@ -391,7 +386,10 @@ mod tests {
     fn resubscribe_reactivates_an_unsubscribed_address() {
         let mut store = EcomailStore::default();
         store.subscribe(1, &input("a@b.cz", "Ann", &[]), NEW, "t1");
-        assert_eq!(store.unsubscribe(1, "A@B.cz", "t2").map(|s| s.status), Some(STATUS_UNSUBSCRIBED));
+        assert_eq!(
+            store.unsubscribe(1, "A@B.cz", "t2").map(|s| s.status),
+            Some(STATUS_UNSUBSCRIBED)
+        );
         let (_, again) = store.subscribe(1, &input("a@b.cz", "Ann", &[]), NEW, "t3");
         assert_eq!(again.status, STATUS_UNSUBSCRIBED);
         let options = SubscribeOptions {
@@ -416,7 +414,10 @@ mod tests {
             email: Some("new@b.cz".to_owned()),
             ..SubscriberInput::default()
         };
-        assert_eq!(store.update(1, "a@b.cz", &free).map(|s| s.email), Ok("new@b.cz".to_owned()));
+        assert_eq!(
+            store.update(1, "a@b.cz", &free).map(|s| s.email),
+            Ok("new@b.cz".to_owned())
+        );
         assert!(store.get(1, "a@b.cz").is_none());
         assert_eq!(store.update(9, "a@b.cz", &free), Err(UpdateError::NotFound));
     }

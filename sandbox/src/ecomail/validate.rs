@@ -25,8 +25,8 @@ pub(crate) const MAX_EVENT_VALUE_CHARS: usize = 20_000;
 
 /// The plain text fields of `subscriber_data`.
 pub(crate) const STANDARD_FIELDS: [&str; 14] = [
-    "name", "surname", "gender", "company", "city", "street", "zip", "country", "phone",
-    "pretitle", "surtitle", "birthday", "nameday", "source",
+    "name", "surname", "gender", "company", "city", "street", "zip", "country", "phone", "pretitle", "surtitle",
+    "birthday", "nameday", "source",
 ];
 
 /// Collected validation errors, by dotted field name.
@@ -124,10 +124,7 @@ pub(crate) fn boolean(body: &Map<String, Value>, name: &str, default: bool, erro
         Some(Value::String(s)) if s == "1" || s == "true" => true,
         Some(Value::String(s)) if s == "0" || s == "false" => false,
         Some(_) => {
-            errors.add(
-                name,
-                format!("The {} field must be true or false.", attribute(name)),
-            );
+            errors.add(name, format!("The {} field must be true or false.", attribute(name)));
             default
         }
     }
@@ -138,12 +135,7 @@ fn is_date(text: &str) -> bool {
 }
 
 fn is_month_day(text: &str) -> bool {
-    text.len() == 5
-        && Date::parse(
-            &format!("2000-{text}"),
-            format_description!("[year]-[month]-[day]"),
-        )
-        .is_ok()
+    text.len() == 5 && Date::parse(&format!("2000-{text}"), format_description!("[year]-[month]-[day]")).is_ok()
 }
 
 /// Validates `subscriber_data` at `prefix` (e.g. `subscriber_data` or `subscriber_data.3`).
@@ -258,21 +250,27 @@ fn custom_fields(value: Option<&Value>, field: &str, errors: &mut Errors) -> Opt
             Value::Array(_) => {
                 errors.add(
                     &value_field,
-                    format!("The {} must be a value or a {{value, type}} object.", attribute(&value_field)),
+                    format!(
+                        "The {} must be a value or a {{value, type}} object.",
+                        attribute(&value_field)
+                    ),
                 );
                 ok = false;
             }
             Value::Object(object) => {
                 let inner = object.get("value");
                 let kind = object.get("type");
-                let well_formed = inner.is_some_and(|v| !v.is_object() && !v.is_array())
-                    && kind.is_none_or(Value::is_string);
-                let date_ok = kind.and_then(Value::as_str) != Some("date")
-                    || inner.and_then(Value::as_str).is_some_and(is_date);
+                let well_formed =
+                    inner.is_some_and(|v| !v.is_object() && !v.is_array()) && kind.is_none_or(Value::is_string);
+                let date_ok =
+                    kind.and_then(Value::as_str) != Some("date") || inner.and_then(Value::as_str).is_some_and(is_date);
                 if !well_formed {
                     errors.add(
                         &value_field,
-                        format!("The {} must be a value or a {{value, type}} object.", attribute(&value_field)),
+                        format!(
+                            "The {} must be a value or a {{value, type}} object.",
+                            attribute(&value_field)
+                        ),
                     );
                     ok = false;
                 } else if !date_ok {
@@ -419,7 +417,10 @@ mod tests {
             "email": "nope", "gender": "other", "birthday": "2000-02-30", "nameday": "13-01", "name": ["x"]
         }));
         for field in ["email", "gender", "birthday", "nameday", "name"] {
-            assert!(errors.0.contains_key(&format!("subscriber_data.{field}")), "{field}: {errors:?}");
+            assert!(
+                errors.0.contains_key(&format!("subscriber_data.{field}")),
+                "{field}: {errors:?}"
+            );
         }
         let (input, errors) = validate(json!({
             "email": "a@b.cz", "gender": "female", "birthday": "2000-02-29", "nameday": "02-29", "zip": 60200
@@ -432,10 +433,7 @@ mod tests {
     fn missing_subscriber_data_is_required() {
         let mut errors = Errors::default();
         subscriber_data(None, "subscriber_data", true, &mut errors);
-        assert_eq!(
-            errors.0["subscriber_data"],
-            ["The subscriber data field is required."]
-        );
+        assert_eq!(errors.0["subscriber_data"], ["The subscriber data field is required."]);
     }
 
     #[test]

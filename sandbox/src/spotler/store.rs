@@ -140,8 +140,7 @@ impl SpotlerStore {
             self.apply(&id, input, purge, &stamp.now);
             return Ok(InsertOutcome::Updated);
         }
-        if let Some(owner) = email_key(&input.properties).and_then(|key| self.emails.get(&key))
-        {
+        if let Some(owner) = email_key(&input.properties).and_then(|key| self.emails.get(&key)) {
             let owner = owner.clone();
             self.apply(&owner, input, purge, &stamp.now);
             if let Some(contact) = self.contacts.get_mut(&owner) {
@@ -188,13 +187,7 @@ impl SpotlerStore {
     }
 
     /// `PUT /contact/{externalId}` semantics; `false` if there is no such contact.
-    pub(crate) fn update(
-        &mut self,
-        external_id: &str,
-        input: &ContactInput,
-        purge: bool,
-        now: &str,
-    ) -> bool {
+    pub(crate) fn update(&mut self, external_id: &str, input: &ContactInput, purge: bool, now: &str) -> bool {
         let Some(id) = self.resolve(external_id) else {
             return false;
         };
@@ -246,9 +239,7 @@ impl SpotlerStore {
         };
         let old_email = email_key(&contact.properties);
         if purge {
-            contact
-                .properties
-                .retain(|name, _| input.properties.contains_key(name));
+            contact.properties.retain(|name, _| input.properties.contains_key(name));
         }
         for (name, value) in &input.properties {
             if value.is_null() {
@@ -298,10 +289,7 @@ fn merge_channels(channels: &mut Vec<SpotlerChannel>, sent: &[SpotlerChannel]) {
 
 /// Merges a `permissions` value bit by bit: bits sent override stored ones, others stay.
 fn merge_permissions(stored: Option<&Value>, sent: &Value) -> Value {
-    let mut merged: Vec<Value> = stored
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let mut merged: Vec<Value> = stored.and_then(Value::as_array).cloned().unwrap_or_default();
     for permission in sent.as_array().map(Vec::as_slice).unwrap_or_default() {
         let bit = permission.get("bit");
         match merged.iter_mut().find(|p| p.get("bit") == bit) {
@@ -375,10 +363,22 @@ mod tests {
     fn new_external_id_with_a_known_email_becomes_an_alias() {
         let mut store = SpotlerStore::default();
         store
-            .insert("1", &input(json!({"email": "Ann@Example.com"})), false, false, &stamp(1))
+            .insert(
+                "1",
+                &input(json!({"email": "Ann@Example.com"})),
+                false,
+                false,
+                &stamp(1),
+            )
             .unwrap();
         let outcome = store
-            .insert("2", &input(json!({"email": "ann@example.COM", "firstName": "Ann"})), false, false, &stamp(2))
+            .insert(
+                "2",
+                &input(json!({"email": "ann@example.COM", "firstName": "Ann"})),
+                false,
+                false,
+                &stamp(2),
+            )
             .unwrap();
         assert_eq!(outcome, InsertOutcome::MergedByEmail { into: "1".to_owned() });
         assert_eq!(store.all().len(), 1);
@@ -394,7 +394,13 @@ mod tests {
         let first = input(json!({"permissions": [{"bit": 1, "enabled": true}, {"bit": 2, "enabled": true}]}));
         store.insert("1", &first, false, false, &stamp(1)).unwrap();
         store
-            .insert("1", &input(json!({"permissions": [{"bit": 2, "enabled": false}]})), true, false, &stamp(2))
+            .insert(
+                "1",
+                &input(json!({"permissions": [{"bit": 2, "enabled": false}]})),
+                true,
+                false,
+                &stamp(2),
+            )
             .unwrap();
         assert_eq!(
             store.get("1").unwrap().properties["permissions"],
@@ -411,10 +417,7 @@ mod tests {
         assert!(store.inactivate("1", "t"));
         let stored = store.get("1").unwrap();
         assert!(stored.anonymized && stored.inactive);
-        assert_eq!(
-            stored.properties["email"],
-            "anonymized-enc1@anonymized.invalid"
-        );
+        assert_eq!(stored.properties["email"], "anonymized-enc1@anonymized.invalid");
         assert!(stored.properties.get("firstName").is_none());
         assert!(stored.channels.iter().all(|c| !c.value));
         // The old address is free again: a new contact with it is a new contact.

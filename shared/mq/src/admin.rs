@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicNackOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions, QueuePurgeOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use settings::MqConfig;
@@ -11,7 +14,7 @@ use settings::MqConfig;
 use crate::connection::connect_once;
 use crate::headers;
 use crate::publisher::{Publication, Publisher, json_properties};
-use crate::topology::{self, Drift, Names, WorkerTopology};
+use crate::topology::{self, Drift, Entity, Names, WorkerTopology};
 use crate::MqError;
 
 /// An open admin session.
@@ -236,6 +239,54 @@ impl Admin {
         }
         let _closed = channel.close(200, "drained".into()).await;
         Ok(out)
+    }
+
+    /// Declares a durable queue (`<ns>.<name>`) bound to the main exchange with the given
+    /// routing keys, for observers of results (tests, the demo, downstream consumers).
+    pub async fn declare_observer(&self, name: &str, routing_keys: &[&str]) -> Result<String, MqError> {
+        let channel = self.connection.create_channel().await?;
+        let queue = self.names.work_queue(name);
+        let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        channel.queue_declare(queue.as_str().into(), options, FieldTable::default()).await?;
+        for key in routing_keys {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    self.names.exchange().as_str().into(),
+                    (*key).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        let _closed = channel.close(200, "declared".into()).await;
+        Ok(queue)
+    }
+
+    /// Deletes every queue and exchange of the given workers and the shared exchanges of this
+    /// namespace, plus the named extra queues. For tests and throwaway namespaces; refuses to run
+    /// on the empty (production) namespace.
+    pub async fn remove_namespace(&self, workers: &[WorkerTopology], extra_queues: &[String]) -> Result<(), MqError> {
+        if self.names.work_queue("x") == "x" {
+            return Err(MqError::TopologyMismatch("refusing to delete the topology of the empty namespace".to_owned()));
+        }
+        let channel = self.connection.create_channel().await?;
+        for queue in extra_queues {
+            let _deleted = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+        }
+        for entity in topology::entities(&self.names, workers) {
+            match entity {
+                Entity::Queue { name, .. } => {
+                    let _deleted = channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await;
+                }
+                Entity::Exchange { name, .. } => {
+                    let _deleted = channel.exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default()).await;
+                }
+                Entity::Binding { .. } => {}
+            }
+        }
+        let _closed = channel.close(200, "removed".into()).await;
+        Ok(())
     }
 
     /// Closes the connection.

@@ -249,8 +249,9 @@ async fn session<H: Handler>(
 ) -> Result<SessionEnd, MqError> {
     let worker = &context.spec.topology.worker;
     // Separate connections: flow control on the publishing one must not stall consumer acks.
-    let consume_conn = connect_once(&context.mq.urls, &format!("{worker} consume")).await?;
-    let publish_conn = connect_once(&context.mq.urls, &format!("{worker} publish")).await?;
+    let label = if context.mq.namespace.is_empty() { worker.clone() } else { format!("{worker} [{}]", context.mq.namespace) };
+    let consume_conn = connect_once(&context.mq.urls, &format!("{label} consume")).await?;
+    let publish_conn = connect_once(&context.mq.urls, &format!("{label} publish")).await?;
     topology::declare(&publish_conn, names, std::slice::from_ref(&context.spec.topology)).await?;
     let publisher = Publisher::open(&publish_conn).await?;
     let channel = consume_conn.create_channel().await?;

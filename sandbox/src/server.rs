@@ -1,0 +1,324 @@
+//! The HTTP server: the router ([`app`]), the gate every provider call passes through (body
+//! limit, call log, faults, auth, rate limit), connection handling that can reset a connection
+//! on demand, and [`serve`] / [`spawn`].
+
+use std::{
+    future::Future,
+    io,
+    net::{Ipv4Addr, SocketAddr},
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::{ConnectInfo, DefaultBodyLimit, Request, State, connect_info::Connected},
+    http::{StatusCode, header::CONTENT_LENGTH, request::Parts},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    serve::{IncomingStream, Listener},
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+
+use crate::{
+    Provider, Sandbox, SandboxConfig,
+    calls::CallStart,
+    faults::FaultAction,
+    inspect,
+    provider::Refusal,
+    support::{now_utc, rfc3339_millis},
+};
+
+/// Request bodies larger than this (1 MiB) are answered 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The whole router: every provider under its prefix plus `/_sandbox`.
+///
+/// Served with [`serve`] or [`spawn`], the `reset_connection` fault closes connections; served
+/// any other way (e.g. `tower::ServiceExt::oneshot`) it answers those calls with a 500
+/// instead.
+pub fn app(state: Sandbox) -> Router {
+    let mut router = Router::new();
+    for provider in Provider::ALL {
+        router = router.nest(provider.path_prefix(), provider.router());
+    }
+    router
+        .merge(inspect::router())
+        .fallback(|| async { inspect::error(StatusCode::NOT_FOUND, "not found") })
+        .layer(middleware::from_fn_with_state(state.clone(), gate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then finishes the open requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: Sandbox,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let service = app(state).into_make_service_with_connect_info::<ConnectionHandle>();
+    axum::serve(ResettableListener(listener), service)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Starts a sandbox on `127.0.0.1` with a free port, served by a background task.
+pub async fn spawn(config: SandboxConfig) -> io::Result<RunningSandbox> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    let state = Sandbox::new(config);
+    let task = tokio::spawn({
+        let state = state.clone();
+        async move {
+            if let Err(error) = serve(listener, state, std::future::pending()).await {
+                tracing::error!(%error, "Sandbox server stopped.");
+            }
+        }
+    });
+    Ok(RunningSandbox {
+        addr,
+        state,
+        _server: AbortOnDrop(task),
+    })
+}
+
+/// A sandbox started by [`spawn`]. Dropping it stops the server.
+#[derive(Debug)]
+pub struct RunningSandbox {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its state, for in-process inspection and control.
+    pub state: Sandbox,
+    _server: AbortOnDrop,
+}
+
+impl RunningSandbox {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The Spotler API base URL: `http://127.0.0.1:PORT/spotler/integrationservice-1.1.0`.
+    pub fn spotler_base_url(&self) -> String {
+        format!("{}{}", self.base_url(), Provider::Spotler.path_prefix())
+    }
+
+    /// The Ecomail API base URL: `http://127.0.0.1:PORT/ecomail`.
+    pub fn ecomail_base_url(&self) -> String {
+        format!("{}{}", self.base_url(), Provider::Ecomail.path_prefix())
+    }
+
+    /// Stops the server now (the same as dropping it).
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+/// Aborts the server task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Every provider call passes through here; other paths go straight to their handlers.
+async fn gate(State(sandbox): State<Sandbox>, request: Request, next: Next) -> Response {
+    let Some(provider) = Provider::from_path(request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let received_at = rfc3339_millis(now_utc());
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts, body).await;
+    let start = CallStart {
+        provider,
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        received_at,
+        body: body.as_ref().ok().and_then(|bytes| serde_json::from_slice(bytes).ok()),
+    };
+    let pending = sandbox.begin_call(start);
+    let response = match body {
+        Err(()) => provider.refusal(Refusal::PayloadTooLarge),
+        Ok(bytes) => match handle(&sandbox, provider, parts, bytes, next).await {
+            Handled::Answered(response) => response,
+            Handled::ConnectionReset => {
+                sandbox.finish_call(pending, 0);
+                tracing::debug!(%provider, "Reset the connection (injected fault).");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        },
+    };
+    let status = response.status();
+    sandbox.finish_call(pending, status.as_u16());
+    tracing::debug!(%provider, status = status.as_u16(), "Answered a provider call.");
+    response
+}
+
+/// The outcome of a provider call after the body was read.
+#[derive(Debug)]
+enum Handled {
+    Answered(Response),
+    ConnectionReset,
+}
+
+/// Faults, then auth, then the rate limit, then the provider emulation.
+async fn handle(sandbox: &Sandbox, provider: Provider, parts: Parts, body: Bytes, next: Next) -> Handled {
+    let plan = sandbox.take_fault(provider);
+    if !plan.latency.is_zero() {
+        tokio::time::sleep(plan.latency).await;
+    }
+    match plan.action {
+        FaultAction::ResetConnection => match parts.extensions.get::<ConnectInfo<ConnectionHandle>>() {
+            Some(ConnectInfo(handle)) => {
+                handle.reset();
+                Handled::ConnectionReset
+            }
+            None => Handled::Answered(provider.refusal(Refusal::InjectedError)),
+        },
+        FaultAction::Respond(refusal) => Handled::Answered(provider.refusal(refusal)),
+        FaultAction::Proceed => {
+            if let Some(response) = provider.auth_failure(sandbox, &parts) {
+                return Handled::Answered(response);
+            }
+            if let Err(retry_after_secs) = sandbox.try_acquire(provider) {
+                return Handled::Answered(provider.refusal(Refusal::RateLimited { retry_after_secs }));
+            }
+            Handled::Answered(next.run(Request::from_parts(parts, Body::from(body))).await)
+        }
+    }
+}
+
+/// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].
+async fn read_body(parts: &Parts, body: Body) -> Result<Bytes, ()> {
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(());
+    }
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ())
+}
+
+/// A `TcpListener` whose connections can be reset from a request handler.
+#[derive(Debug)]
+struct ResettableListener(TcpListener);
+
+impl Listener for ResettableListener {
+    type Io = ResettableStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = Listener::accept(&mut self.0).await;
+        let stream = ResettableStream {
+            inner: stream,
+            reset: Arc::new(AtomicBool::new(false)),
+        };
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// Lets a handler reset the connection its request came on; stored as `ConnectInfo`.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionHandle(Arc<AtomicBool>);
+
+impl ConnectionHandle {
+    /// From now on, all I/O on the connection fails and the socket is closed with a reset.
+    fn reset(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Connected<IncomingStream<'_, ResettableListener>> for ConnectionHandle {
+    fn connect_info(stream: IncomingStream<'_, ResettableListener>) -> Self {
+        Self(stream.io().reset.clone())
+    }
+}
+
+/// A `TcpStream` that fails every operation once its connection has been reset.
+#[derive(Debug)]
+struct ResettableStream {
+    inner: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl ResettableStream {
+    /// If reset: arranges for an RST on close and returns the error hyper will see.
+    fn check(&self) -> Option<io::Error> {
+        if !self.reset.load(Ordering::SeqCst) {
+            return None;
+        }
+        if let Err(error) = self.inner.set_zero_linger() {
+            tracing::debug!(%error, "Could not set SO_LINGER=0 on a reset connection.");
+        }
+        Some(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "connection reset by sandbox fault injection",
+        ))
+    }
+}
+
+impl AsyncRead for ResettableStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Some(error) = self.check() {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ResettableStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if let Some(error) = self.check() {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(error) = self.check() {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(error) = self.check() {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(error) = self.check() {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

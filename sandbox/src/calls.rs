@@ -42,6 +42,13 @@ pub(crate) struct PendingCall {
     record: CallRecord,
 }
 
+impl PendingCall {
+    /// The provider called.
+    pub(crate) fn provider(&self) -> Provider {
+        self.record.provider
+    }
+}
+
 /// The log itself, kept inside the sandbox state.
 #[derive(Debug, Default)]
 pub(crate) struct CallLog {

@@ -8,7 +8,8 @@ use std::{net::SocketAddr, process::ExitCode};
 
 use settings::{EXIT_USAGE, Env};
 use switchyard_sandbox::{Sandbox, SandboxConfig, serve};
-use telemetry::LogConfig;
+use prometheus::Registry;
+use telemetry::{Health, LogConfig};
 use tokio::net::TcpListener;
 
 /// `EX_OSERR`: the address could not be bound.
@@ -46,7 +47,26 @@ async fn main() -> ExitCode {
     let local = listener.local_addr().unwrap_or(addr);
     eprintln!("switchyard-sandbox listening on http://{local}");
     tracing::info!(%local, "Sandbox listening.");
-    match serve(listener, Sandbox::new(config), shutdown_signal()).await {
+    let sandbox = Sandbox::new(config);
+    let registry = Registry::new();
+    let health = Health::new();
+    let metrics_addr = match telemetry::metrics_addr(&Env, "127.0.0.1:9470") {
+        Ok(addr) => addr,
+        Err(why) => return usage_error(&why.to_string()),
+    };
+    if let Err(why) = sandbox.register_metrics(&registry) {
+        eprintln!("switchyard-sandbox: cannot register metrics: {why}");
+        return ExitCode::FAILURE;
+    }
+    match telemetry::serve(metrics_addr, registry, health.clone()).await {
+        Ok(bound) => tracing::info!(%bound, "Serving /metrics, /healthz and /readyz."),
+        Err(why) => {
+            eprintln!("switchyard-sandbox: cannot listen on METRICS_ADDR {metrics_addr}: {why}");
+            return ExitCode::from(EXIT_BIND);
+        }
+    }
+    health.set_ready(true);
+    match serve(listener, sandbox, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("Sandbox stopped.");
             ExitCode::SUCCESS

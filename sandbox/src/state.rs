@@ -36,6 +36,8 @@ struct Inner {
     limiters: Mutex<PerProvider<Limiter>>,
     spotler: Mutex<SpotlerStore>,
     ecomail: Mutex<EcomailStore>,
+    /// `switchyard_sandbox_calls_total{provider,status_class}`, for the ops endpoint.
+    answered: prometheus::IntCounterVec,
 }
 
 impl Sandbox {
@@ -49,9 +51,19 @@ impl Sandbox {
                 limiters: Mutex::new(PerProvider::from_fn(|p| Limiter::new(limits.get(p)))),
                 spotler: Mutex::new(SpotlerStore::default()),
                 ecomail: Mutex::new(EcomailStore::default()),
+                answered: prometheus::IntCounterVec::new(
+                    prometheus::Opts::new("switchyard_sandbox_calls_total", "Provider calls answered by the sandbox."),
+                    &["provider", "status_class"],
+                )
+                .unwrap_or_else(|_| unreachable!("the metric name and labels are valid")),
                 config,
             }),
         }
+    }
+
+    /// Registers the sandbox's metrics on `registry` (for `/metrics`).
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.inner.answered.clone()))
     }
 
     /// The configuration the sandbox was started with.
@@ -156,6 +168,14 @@ impl Sandbox {
     }
 
     pub(crate) fn finish_call(&self, pending: PendingCall, status: u16) {
+        let class = match status {
+            0 => "reset",
+            200..=299 => "2xx",
+            429 => "429",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.inner.answered.with_label_values(&[pending.provider().as_str(), class]).inc();
         lock(&self.inner.calls).finish(pending, status);
     }
 

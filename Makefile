@@ -1,0 +1,18 @@
+# Thin aliases; the logic lives in scripts/ and in Rust.
+.PHONY: setup run test fmt lint
+
+setup:
+	scripts/setup.sh
+
+run:
+	scripts/run.sh
+
+test:
+	scripts/test.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# make run: sets up the machine, starts the provider sandbox and every worker, publishes the
+# bundled sample events (valid, invalid and unroutable) and shows what happened.
+#   RUN_ONCE=1  exit once the samples have drained (0 if everything was accounted for)
+#   otherwise   keep running until Ctrl-C, then stop everything this script started
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+
+scripts/setup.sh
+say "Building"
+cargo build --workspace --bins --quiet
+
+run_dir=.run
+mkdir -p "$run_dir/logs"
+SANDBOX_ADDR=${SANDBOX_ADDR:-127.0.0.1:8080}
+SANDBOX_METRICS_ADDR=${SANDBOX_METRICS_ADDR:-127.0.0.1:9470}
+CONTACT_SYNC_METRICS_ADDR=${CONTACT_SYNC_METRICS_ADDR:-127.0.0.1:9464}
+sandbox_url="http://$SANDBOX_ADDR"
+bin=target/debug
+
+pids=()
+stop_all() {
+  local code=$?
+  trap - EXIT INT TERM
+  if [ ${#pids[@]} -gt 0 ]; then
+    say "Stopping ${#pids[@]} processes"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+  exit "$code"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+start() { # name, then env assignments and the command
+  local name=$1; shift
+  env "$@" >"$run_dir/logs/$name.log" 2>&1 &
+  pids+=($!)
+}
+
+wait_ready() { # name url
+  for _ in $(seq 1 100); do
+    curl -fsS "$2" >/dev/null 2>&1 && return 0
+    if ! kill -0 "${pids[-1]}" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "$1 did not become ready at $2; its log:" >&2
+  tail -n 20 "$run_dir/logs/$1.log" >&2
+  return 1
+}
+
+start switchyard-sandbox SANDBOX_ADDR="$SANDBOX_ADDR" METRICS_ADDR="$SANDBOX_METRICS_ADDR" LOG_FORMAT=json \
+  "$bin/switchyard-sandbox"
+wait_ready switchyard-sandbox "http://$SANDBOX_METRICS_ADDR/readyz"
+
+start contact-sync METRICS_ADDR="$CONTACT_SYNC_METRICS_ADDR" LOG_FORMAT=json \
+  SPOTLER_BASE_URL="$sandbox_url/spotler/integrationservice-1.1.0" \
+  SPOTLER_CONSUMER_KEY=sandbox-spotler-key SPOTLER_CONSUMER_SECRET=sandbox-spotler-secret \
+  ECOMAIL_BASE_URL="$sandbox_url/ecomail" ECOMAIL_API_KEY=sandbox-ecomail-key ECOMAIL_LIST_ID=1 \
+  "$bin/contact-sync"
+wait_ready contact-sync "http://$CONTACT_SYNC_METRICS_ADDR/readyz"
+
+echo "switchyard-sandbox metrics http://$SANDBOX_METRICS_ADDR/metrics"
+echo "contact-sync metrics http://$CONTACT_SYNC_METRICS_ADDR/metrics"
+say "Logs are in $run_dir/logs/"
+
+# One transient failure and one rate limit, so the summary shows a retry and a pause.
+curl -fsS -X PUT "$sandbox_url/_sandbox/faults/spotler" -H 'content-type: application/json' \
+  -d '{"force":{"status":503,"count":1}}' >/dev/null
+curl -fsS -X PUT "$sandbox_url/_sandbox/faults/ecomail" -H 'content-type: application/json' \
+  -d '{"force":{"status":429,"count":1,"retry_after_secs":1}}' >/dev/null
+
+say "Publishing the samples"
+demo_status=0
+"$bin/switchyard" demo --samples samples --sandbox "$sandbox_url" \
+  --metrics "http://$CONTACT_SYNC_METRICS_ADDR/metrics" || demo_status=$?
+
+for i in "${!pids[@]}"; do
+  if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+    echo "a started process exited early; see $run_dir/logs/" >&2
+    demo_status=1
+  fi
+done
+
+if [ "${RUN_ONCE:-0}" = 1 ]; then
+  exit "$demo_status"
+fi
+say "Everything is running. The sandbox: $sandbox_url/_sandbox/calls  —  press Ctrl-C to stop."
+wait

@@ -6,9 +6,9 @@
 
 use std::{net::SocketAddr, process::ExitCode};
 
+use prometheus::Registry;
 use settings::{EXIT_USAGE, Env};
 use switchyard_sandbox::{Sandbox, SandboxConfig, serve};
-use prometheus::Registry;
 use telemetry::{Health, LogConfig};
 use tokio::net::TcpListener;
 

@@ -52,7 +52,10 @@ impl Sandbox {
                 spotler: Mutex::new(SpotlerStore::default()),
                 ecomail: Mutex::new(EcomailStore::default()),
                 answered: prometheus::IntCounterVec::new(
-                    prometheus::Opts::new("switchyard_sandbox_calls_total", "Provider calls answered by the sandbox."),
+                    prometheus::Opts::new(
+                        "switchyard_sandbox_calls_total",
+                        "Provider calls answered by the sandbox.",
+                    ),
                     &["provider", "status_class"],
                 )
                 .unwrap_or_else(|_| unreachable!("the metric name and labels are valid")),
@@ -175,7 +178,10 @@ impl Sandbox {
             400..=499 => "4xx",
             _ => "5xx",
         };
-        self.inner.answered.with_label_values(&[pending.provider().as_str(), class]).inc();
+        self.inner
+            .answered
+            .with_label_values(&[pending.provider().as_str(), class])
+            .inc();
         lock(&self.inner.calls).finish(pending, status);
     }
 

@@ -10,8 +10,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mq::admin::{Admin, DeadLetter};
 use mq::WorkerTopology;
+use mq::admin::{Admin, DeadLetter};
 use prometheus::Registry;
 use settings::MqConfig;
 use switchyard_sandbox::{RunningSandbox, SandboxConfig};
@@ -34,10 +34,19 @@ pub fn contact_sync_env(namespace: &str, sandbox: &RunningSandbox) -> HashMap<St
     [
         ("SWITCHYARD_NAMESPACE", namespace.to_owned()),
         ("SPOTLER_BASE_URL", sandbox.spotler_base_url()),
-        ("SPOTLER_CONSUMER_KEY", switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_KEY.to_owned()),
-        ("SPOTLER_CONSUMER_SECRET", switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_SECRET.to_owned()),
+        (
+            "SPOTLER_CONSUMER_KEY",
+            switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_KEY.to_owned(),
+        ),
+        (
+            "SPOTLER_CONSUMER_SECRET",
+            switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_SECRET.to_owned(),
+        ),
         ("ECOMAIL_BASE_URL", sandbox.ecomail_base_url()),
-        ("ECOMAIL_API_KEY", switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned()),
+        (
+            "ECOMAIL_API_KEY",
+            switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned(),
+        ),
         ("ECOMAIL_LIST_ID", "7".to_owned()),
         ("CONTACT_SYNC_MAPPING", mapping.display().to_string()),
         ("SWITCHYARD_RETRY_TIERS", "200ms,400ms,800ms".to_owned()),
@@ -60,9 +69,17 @@ pub fn workspace_root() -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     // Test executables live in target/<profile>/deps; binaries one level up.
     let exe = std::env::current_exe().unwrap_or_default();
-    let dir = exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (make test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (make test does)",
+        path.display()
+    );
     path
 }
 
@@ -85,24 +102,48 @@ pub struct Harness {
 
 /// The topology of contact-sync with the test tiers.
 pub fn contact_sync_topology(env: &HashMap<String, String>) -> WorkerTopology {
-    let spec = mq::WorkerSpec::from_strings(env, contact_sync::config::WORKER, contact_sync::config::ROUTING_KEYS, 32);
-    spec.map(|s| s.topology).unwrap_or_else(|e| panic!("test worker spec: {e}"))
+    let spec = mq::WorkerSpec::from_strings(
+        env,
+        contact_sync::config::WORKER,
+        contact_sync::config::ROUTING_KEYS,
+        32,
+    );
+    spec.map(|s| s.topology)
+        .unwrap_or_else(|e| panic!("test worker spec: {e}"))
 }
 
 impl Harness {
     /// Starts a sandbox and an in-process contact-sync; `overrides` change its environment.
     pub async fn start(prefix: &str, overrides: &[(&str, &str)]) -> Self {
         let namespace = unique_namespace(prefix);
-        let sandbox = switchyard_sandbox::spawn(SandboxConfig::for_tests()).await.unwrap_or_else(|e| panic!("sandbox: {e}"));
+        let sandbox = switchyard_sandbox::spawn(SandboxConfig::for_tests())
+            .await
+            .unwrap_or_else(|e| panic!("sandbox: {e}"));
         let mut env = contact_sync_env(&namespace, &sandbox);
         for (k, v) in overrides {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
         let mq_config = MqConfig::from_strings(&env).unwrap_or_else(|e| panic!("{e}"));
-        let admin = Admin::connect(&mq_config).await.unwrap_or_else(|e| panic!("broker at AMQP_URL: {e}"));
-        admin.declare(&[contact_sync_topology(&env)]).await.unwrap_or_else(|e| panic!("declare: {e}"));
-        admin.declare_observer(RESULTS, &["contact.synced"]).await.unwrap_or_else(|e| panic!("observer: {e}"));
-        let mut harness = Self { namespace, sandbox, admin, env, registry: Registry::new(), stop: None, worker: None };
+        let admin = Admin::connect(&mq_config)
+            .await
+            .unwrap_or_else(|e| panic!("broker at AMQP_URL: {e}"));
+        admin
+            .declare(&[contact_sync_topology(&env)])
+            .await
+            .unwrap_or_else(|e| panic!("declare: {e}"));
+        admin
+            .declare_observer(RESULTS, &["contact.synced"])
+            .await
+            .unwrap_or_else(|e| panic!("observer: {e}"));
+        let mut harness = Self {
+            namespace,
+            sandbox,
+            admin,
+            env,
+            registry: Registry::new(),
+            stop: None,
+            worker: None,
+        };
         harness.start_worker();
         harness
     }
@@ -138,15 +179,25 @@ impl Harness {
     pub async fn publish(&self, kind: &str, body: &serde_json::Value) -> String {
         let id = uuid::Uuid::new_v4().to_string();
         let bytes = serde_json::to_vec(body).unwrap_or_default();
-        self.admin.publish(kind, &id, None, &bytes).await.unwrap_or_else(|e| panic!("publish: {e}"));
+        self.admin
+            .publish(kind, &id, None, &bytes)
+            .await
+            .unwrap_or_else(|e| panic!("publish: {e}"));
         id
     }
 
     /// The contact.synced results collected so far (removed from the observer queue).
     pub async fn take_results(&self) -> Vec<serde_json::Value> {
         let queue = self.admin.names().work_queue(RESULTS);
-        let messages = self.admin.drain(&queue, 10_000).await.unwrap_or_else(|e| panic!("drain: {e}"));
-        messages.into_iter().filter_map(|(_, body)| serde_json::from_slice(&body).ok()).collect()
+        let messages = self
+            .admin
+            .drain(&queue, 10_000)
+            .await
+            .unwrap_or_else(|e| panic!("drain: {e}"));
+        messages
+            .into_iter()
+            .filter_map(|(_, body)| serde_json::from_slice(&body).ok())
+            .collect()
     }
 
     /// Waits until `want` results have arrived in total (accumulating into `seen`).
@@ -157,14 +208,21 @@ impl Harness {
             if seen.len() >= want {
                 break;
             }
-            assert!(Instant::now() < deadline, "only {} of {want} results within {timeout:?}: {seen:?}", seen.len());
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {want} results within {timeout:?}: {seen:?}",
+                seen.len()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// The dead letters of contact-sync (left in place).
     pub async fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.admin.dead_letters(contact_sync::config::WORKER, 10_000).await.unwrap_or_else(|e| panic!("dlq: {e}"))
+        self.admin
+            .dead_letters(contact_sync::config::WORKER, 10_000)
+            .await
+            .unwrap_or_else(|e| panic!("dlq: {e}"))
     }
 
     /// Waits until at least `want` dead letters exist.
@@ -179,7 +237,10 @@ impl Harness {
 
     /// Queue depth of a queue in this namespace (name without the prefix).
     pub async fn depth(&self, queue: &str) -> u32 {
-        self.admin.queue_depth(&self.admin.names().work_queue(queue)).await.unwrap_or(0)
+        self.admin
+            .queue_depth(&self.admin.names().work_queue(queue))
+            .await
+            .unwrap_or(0)
     }
 
     /// A counter or gauge value from the worker's registry (sum over matching label sets).
@@ -190,7 +251,9 @@ impl Harness {
                 continue;
             }
             for metric in family.get_metric() {
-                let matches = labels.iter().all(|(k, v)| metric.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
+                let matches = labels
+                    .iter()
+                    .all(|(k, v)| metric.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
                 if matches {
                     total += metric.get_counter().get_value() + metric.get_gauge().get_value();
                 }

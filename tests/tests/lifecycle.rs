@@ -26,7 +26,12 @@ fn contact(i: usize) -> Value {
 fn delivered(results: &[Value]) -> HashSet<(String, String)> {
     results
         .iter()
-        .map(|r| (r["source_message_id"].as_str().unwrap_or_default().to_owned(), r["destination"].as_str().unwrap_or_default().to_owned()))
+        .map(|r| {
+            (
+                r["source_message_id"].as_str().unwrap_or_default().to_owned(),
+                r["destination"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -49,20 +54,29 @@ async fn account_for_everything(h: &Harness, ids: &[String], results: &mut Vec<V
         if got + 2 * dead >= want {
             break (got, dead);
         }
-        assert!(tokio::time::Instant::now() < deadline, "lost messages: only {got} of {want} destination results");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lost messages: only {got} of {want} destination results"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(dead, 0, "nothing should be dead-lettered");
     assert_eq!(got, want, "delivered + dead-lettered = published");
     let published: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    assert!(delivered(results).iter().all(|(id, _)| published.contains(id.as_str())), "unexpected results");
+    assert!(
+        delivered(results).iter().all(|(id, _)| published.contains(id.as_str())),
+        "unexpected results"
+    );
 }
 
 #[tokio::test]
 async fn sigterm_mid_load_exits_0_and_loses_nothing() {
     let mut h = Harness::start("sigterm", &[]).await;
     let _stopped = h.stop_worker().await;
-    h.sandbox.state.set_fault(Provider::Spotler, Fault::latency(20)).unwrap_or_else(|e| panic!("{e}"));
+    h.sandbox
+        .state
+        .set_fault(Provider::Spotler, Fault::latency(20))
+        .unwrap_or_else(|e| panic!("{e}"));
     let ids = publish_load(&h).await;
     let mut child = Command::new(binary("contact-sync"))
         .env_clear()
@@ -79,7 +93,9 @@ async fn sigterm_mid_load_exits_0_and_loses_nothing() {
     let killed = Command::new("kill").args(["-TERM", &pid]).status().await;
     assert!(killed.is_ok_and(|s| s.success()));
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
-    let status = status.unwrap_or_else(|_| panic!("no exit within 30 s of SIGTERM")).unwrap_or_else(|e| panic!("{e}"));
+    let status = status
+        .unwrap_or_else(|_| panic!("no exit within 30 s of SIGTERM"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(status.code(), Some(0), "graceful stop exits 0");
     assert!(delivered(&results).len() < N * 2, "the stop came mid-load");
     // A new worker drains what the stopped one left in the queue.
@@ -105,14 +121,24 @@ async fn connections_of(namespace: &str) -> Vec<String> {
 #[tokio::test]
 async fn broker_closing_the_connections_is_survived_with_nothing_lost() {
     let h = Harness::start("close", &[]).await;
-    h.sandbox.state.set_fault(Provider::Ecomail, Fault::latency(10)).unwrap_or_else(|e| panic!("{e}"));
+    h.sandbox
+        .state
+        .set_fault(Provider::Ecomail, Fault::latency(10))
+        .unwrap_or_else(|e| panic!("{e}"));
     let ids = publish_load(&h).await;
     let mut results = Vec::new();
     h.wait_results(&mut results, 10, Duration::from_secs(30)).await;
     let pids = connections_of(&h.namespace).await;
-    assert_eq!(pids.len(), 2, "the worker has a consuming and a publishing connection: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        2,
+        "the worker has a consuming and a publishing connection: {pids:?}"
+    );
     for pid in &pids {
-        let closed = Command::new("rabbitmqctl").args(["close_connection", pid, "chaos test"]).status().await;
+        let closed = Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "chaos test"])
+            .status()
+            .await;
         assert!(closed.is_ok_and(|s| s.success()), "close_connection {pid}");
     }
     account_for_everything(&h, &ids, &mut results).await;

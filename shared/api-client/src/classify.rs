@@ -75,8 +75,14 @@ mod tests {
         assert_eq!(parse_retry_after("3", 0), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("0.5", 0), Some(Duration::from_millis(500)));
         let now = 1_445_412_470; // 2015-10-21 07:27:50 UTC
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(Duration::from_secs(10)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now + 100), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now + 100),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", 0), None);
     }
 }

@@ -97,7 +97,14 @@ impl ProviderClient {
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client for {provider}: {}", e.without_url()))?;
-        Ok(Self { provider, http, base, budget: Arc::new(Budget::new(limits, replicas)), metrics, max_wait })
+        Ok(Self {
+            provider,
+            http,
+            base,
+            budget: Arc::new(Budget::new(limits, replicas)),
+            metrics,
+            max_wait,
+        })
     }
 
     /// The provider label.
@@ -132,24 +139,41 @@ impl ProviderClient {
             let permit = match self.budget.acquire(remaining).await {
                 Ok(permit) => permit,
                 Err(too_long) => {
-                    self.metrics.rate_limited.with_label_values(&[self.provider, "budget"]).inc();
-                    return Err(CallError::RateLimited { retry_in: too_long.retry_in });
+                    self.metrics
+                        .rate_limited
+                        .with_label_values(&[self.provider, "budget"])
+                        .inc();
+                    return Err(CallError::RateLimited {
+                        retry_in: too_long.retry_in,
+                    });
                 }
             };
-            self.metrics.wait.with_label_values(&[self.provider]).observe(waited_from.elapsed().as_secs_f64());
+            self.metrics
+                .wait
+                .with_label_values(&[self.provider])
+                .observe(waited_from.elapsed().as_secs_f64());
             let started = Instant::now();
             let result = build(&self.http).send().await;
             let elapsed = started.elapsed().as_secs_f64();
-            self.metrics.duration.with_label_values(&[self.provider, operation]).observe(elapsed);
+            self.metrics
+                .duration
+                .with_label_values(&[self.provider, operation])
+                .observe(elapsed);
             let response = match result {
                 Ok(response) => response,
                 Err(error) => {
                     drop(permit);
                     let class = if error.is_timeout() { "timeout" } else { "network" };
-                    self.metrics.requests.with_label_values(&[self.provider, operation, class]).inc();
+                    self.metrics
+                        .requests
+                        .with_label_values(&[self.provider, operation, class])
+                        .inc();
                     let error = error.without_url();
                     return Err(if error.is_builder() {
-                        CallError::Permanent(format!("{} {operation}: cannot build the request: {error}", self.provider))
+                        CallError::Permanent(format!(
+                            "{} {operation}: cannot build the request: {error}",
+                            self.provider
+                        ))
                     } else {
                         CallError::Retriable(format!("{} {operation}: {class} error: {error}", self.provider))
                     });
@@ -161,7 +185,10 @@ impl ProviderClient {
             let body = match response.bytes().await {
                 Ok(body) => body,
                 Err(error) => {
-                    self.metrics.requests.with_label_values(&[self.provider, operation, "network"]).inc();
+                    self.metrics
+                        .requests
+                        .with_label_values(&[self.provider, operation, "network"])
+                        .inc();
                     return Err(CallError::Retriable(format!(
                         "{} {operation}: reading the answer failed: {}",
                         self.provider,
@@ -171,9 +198,17 @@ impl ProviderClient {
             };
             drop(permit);
             let status_class = status_class(status);
-            self.metrics.requests.with_label_values(&[self.provider, operation, status_class]).inc();
+            self.metrics
+                .requests
+                .with_label_values(&[self.provider, operation, status_class])
+                .inc();
             if status.is_success() {
-                debug!(provider = self.provider, operation, status = status.as_u16(), "Provider call succeeded.");
+                debug!(
+                    provider = self.provider,
+                    operation,
+                    status = status.as_u16(),
+                    "Provider call succeeded."
+                );
                 return Ok(Reply { status, headers, body });
             }
             let class = classify_status(status);
@@ -185,8 +220,16 @@ impl ProviderClient {
                     .and_then(|v| parse_retry_after(v, now_unix))
                     .unwrap_or(Duration::from_secs(1));
                 self.budget.pause_until(Instant::now() + after);
-                self.metrics.rate_limited.with_label_values(&[self.provider, "vendor"]).inc();
-                warn!(provider = self.provider, operation, retry_after_ms = after.as_millis() as u64, "Provider answered 429; pausing the destination.");
+                self.metrics
+                    .rate_limited
+                    .with_label_values(&[self.provider, "vendor"])
+                    .inc();
+                warn!(
+                    provider = self.provider,
+                    operation,
+                    retry_after_ms = after.as_millis() as u64,
+                    "Provider answered 429; pausing the destination."
+                );
                 continue;
             }
             if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
@@ -199,16 +242,25 @@ impl ProviderClient {
     /// Voucherify-style `X-Rate-Limit-Remaining: 0` + `X-Rate-Limit-Retry: <epoch s>` pauses
     /// the destination before the vendor has to refuse a call.
     fn observe_vendor_budget(&self, headers: &HeaderMap) {
-        let remaining = headers.get("x-rate-limit-remaining").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+        let remaining = headers
+            .get("x-rate-limit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok());
         if remaining != Some(0) {
             return;
         }
-        let retry_at = headers.get("x-rate-limit-retry").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+        let retry_at = headers
+            .get("x-rate-limit-retry")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok());
         if let Some(retry_at) = retry_at {
             let now_unix = time::OffsetDateTime::now_utc().unix_timestamp();
             let wait = Duration::from_secs(u64::try_from(retry_at - now_unix).unwrap_or(0));
             self.budget.pause_until(Instant::now() + wait);
-            self.metrics.rate_limited.with_label_values(&[self.provider, "vendor"]).inc();
+            self.metrics
+                .rate_limited
+                .with_label_values(&[self.provider, "vendor"])
+                .inc();
         }
     }
 }

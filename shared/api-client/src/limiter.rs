@@ -26,7 +26,11 @@ pub fn budget_quota(rate: Rate, burst: Option<NonZeroU32>, replicas: NonZeroU32)
     let burst = burst.map_or(1, NonZeroU32::get).clamp(1, n);
     let cells = n - burst + 1;
     let period = rate.per / cells;
-    let period = if period.is_zero() { Duration::from_nanos(1) } else { period };
+    let period = if period.is_zero() {
+        Duration::from_nanos(1)
+    } else {
+        period
+    };
     let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN));
     quota.allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
 }
@@ -49,7 +53,9 @@ pub struct Budget<C: Clock = DefaultClock> {
 
 impl<C: Clock> std::fmt::Debug for Budget<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Budget").field("quota", &self.quota.to_string()).finish_non_exhaustive()
+        f.debug_struct("Budget")
+            .field("quota", &self.quota.to_string())
+            .finish_non_exhaustive()
     }
 }
 
@@ -87,7 +93,9 @@ impl<C: Clock + Clone> Budget<C> {
 
     /// Takes one cell if the rate allows it now; otherwise how long until it would.
     pub fn try_take(&self) -> Result<(), Duration> {
-        self.rate.check().map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+        self.rate
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     /// Pauses the destination for every caller until `until` (vendor feedback wins). A pause
@@ -119,7 +127,11 @@ impl<C: Clock + Clone> Budget<C> {
         let permit = match tokio::time::timeout_at(deadline, Arc::clone(&self.concurrency).acquire_owned()).await {
             Ok(Ok(permit)) => permit,
             // Closed never happens (we never close it); a timeout means saturated.
-            _ => return Err(WaitTooLong { retry_in: Duration::from_secs(1) }),
+            _ => {
+                return Err(WaitTooLong {
+                    retry_in: Duration::from_secs(1),
+                });
+            }
         };
         loop {
             let paused = self.paused_for();
@@ -188,7 +200,10 @@ mod tests {
     #[test]
     fn naive_governor_quota_admits_double_in_first_hour() {
         let clock = FakeClock::default();
-        let naive = RateLimiter::direct_with_clock(Quota::per_hour(NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN)), clock.clone());
+        let naive = RateLimiter::direct_with_clock(
+            Quota::per_hour(NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN)),
+            clock.clone(),
+        );
         let mut n = 0;
         for _ in 0..3600 {
             while naive.check().is_ok() {
@@ -196,12 +211,21 @@ mod tests {
             }
             clock.advance(Duration::from_secs(1));
         }
-        assert!(n >= 190, "the naive quota admitted {n}; the point of budget_quota is that this is about 2N");
+        assert!(
+            n >= 190,
+            "the naive quota admitted {n}; the point of budget_quota is that this is about 2N"
+        );
     }
 
     #[test]
     fn no_window_exceeds_the_quota_from_a_cold_start() {
-        for (rate, burst) in [("100/h", None), ("100/h", Some(10)), ("600/min", None), ("10/s", Some(3)), ("5000/h", Some(50))] {
+        for (rate, burst) in [
+            ("100/h", None),
+            ("100/h", Some(10)),
+            ("600/min", None),
+            ("10/s", Some(3)),
+            ("5000/h", Some(50)),
+        ] {
             let clock = FakeClock::default();
             let budget = Budget::with_clock(&limits(rate, burst), NonZeroU32::MIN, clock.clone());
             let per = budget.quota().per;
@@ -209,17 +233,27 @@ mod tests {
             let times = admissions(&budget, &clock, step, per * 3);
             let max = max_in_window(&times, per);
             let quota = budget.quota().count.get() as usize;
-            assert!(max <= quota, "{rate} burst {burst:?}: {max} calls in one window, quota {quota}");
+            assert!(
+                max <= quota,
+                "{rate} burst {burst:?}: {max} calls in one window, quota {quota}"
+            );
             // Utilisation under a permanent backlog: (N - b + 1) / N of the quota.
             let expected = quota - burst.unwrap_or(1) as usize + 1;
-            assert!(max >= expected - 1, "{rate} burst {burst:?}: only {max} in the busiest window");
+            assert!(
+                max >= expected - 1,
+                "{rate} burst {burst:?}: only {max} in the busiest window"
+            );
         }
     }
 
     #[test]
     fn replicas_split_the_quota() {
         let clock = FakeClock::default();
-        let budget = Budget::with_clock(&limits("600/min", None), NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN), clock.clone());
+        let budget = Budget::with_clock(
+            &limits("600/min", None),
+            NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN),
+            clock.clone(),
+        );
         let times = admissions(&budget, &clock, Duration::from_millis(10), Duration::from_secs(120));
         assert!(max_in_window(&times, Duration::from_secs(60)) <= 200);
     }
@@ -228,7 +262,14 @@ mod tests {
     async fn pause_blocks_every_caller_until_it_ends() {
         let budget = Budget::new(&limits("1000/s", None), NonZeroU32::MIN);
         budget.pause_until(Instant::now() + Duration::from_secs(3));
-        assert_eq!(budget.acquire(Duration::from_secs(1)).await.err().map(|w| w.retry_in > Duration::from_secs(2)), Some(true));
+        assert_eq!(
+            budget
+                .acquire(Duration::from_secs(1))
+                .await
+                .err()
+                .map(|w| w.retry_in > Duration::from_secs(2)),
+            Some(true)
+        );
         let started = Instant::now();
         assert!(budget.acquire(Duration::from_secs(5)).await.is_ok());
         assert!(started.elapsed() >= Duration::from_secs(3));

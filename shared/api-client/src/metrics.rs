@@ -24,17 +24,26 @@ impl HttpMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let metrics = Self {
             requests: IntCounterVec::new(
-                Opts::new("switchyard_provider_requests_total", "Provider HTTP calls by status class."),
+                Opts::new(
+                    "switchyard_provider_requests_total",
+                    "Provider HTTP calls by status class.",
+                ),
                 &["provider", "operation", "status_class"],
             )?,
             duration: HistogramVec::new(
-                HistogramOpts::new("switchyard_provider_request_duration_seconds", "Provider HTTP call latency.")
-                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                HistogramOpts::new(
+                    "switchyard_provider_request_duration_seconds",
+                    "Provider HTTP call latency.",
+                )
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
                 &["provider", "operation"],
             )?,
             wait: HistogramVec::new(
-                HistogramOpts::new("switchyard_rate_limit_wait_seconds", "Time spent waiting for the rate budget.")
-                    .buckets(vec![0.0, 0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0]),
+                HistogramOpts::new(
+                    "switchyard_rate_limit_wait_seconds",
+                    "Time spent waiting for the rate budget.",
+                )
+                .buckets(vec![0.0, 0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0]),
                 &["provider"],
             )?,
             rate_limited: IntCounterVec::new(
@@ -42,7 +51,10 @@ impl HttpMetrics {
                 &["provider", "source"],
             )?,
             auth_failures: IntCounterVec::new(
-                Opts::new("switchyard_provider_auth_failures_total", "401/403 answers: the credentials are wrong."),
+                Opts::new(
+                    "switchyard_provider_auth_failures_total",
+                    "401/403 answers: the credentials are wrong.",
+                ),
                 &["provider"],
             )?,
         };

@@ -100,7 +100,9 @@ mod tests {
     use crate::Schemas;
 
     fn examples(kind: &str) -> Vec<(String, Vec<u8>)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/examples").join(kind);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../schemas/examples")
+            .join(kind);
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -144,7 +146,10 @@ mod tests {
         let mut n = 0;
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(kind) = name.strip_suffix(".json").and_then(|s| s.rsplit_once('.')).map(|(k, _)| k.to_owned())
+            let Some(kind) = name
+                .strip_suffix(".json")
+                .and_then(|s| s.rsplit_once('.'))
+                .map(|(k, _)| k.to_owned())
             else {
                 continue;
             };

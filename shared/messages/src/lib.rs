@@ -37,6 +37,11 @@ impl Outgoing {
         correlation_id: Option<String>,
         body: &T,
     ) -> Result<Self, serde_json::Error> {
-        Ok(Self { kind: kind.to_owned(), message_id, correlation_id, body: serde_json::to_vec(body)? })
+        Ok(Self {
+            kind: kind.to_owned(),
+            message_id,
+            correlation_id,
+            body: serde_json::to_vec(body)?,
+        })
     }
 }

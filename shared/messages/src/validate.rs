@@ -68,7 +68,10 @@ pub struct Schemas {
 
 impl fmt::Debug for Schemas {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Schemas").field("types", &self.validators.len()).field("max_body", &self.max_body).finish()
+        f.debug_struct("Schemas")
+            .field("types", &self.validators.len())
+            .field("max_body", &self.max_body)
+            .finish()
     }
 }
 
@@ -101,21 +104,35 @@ impl Schemas {
     /// Checks the size, parses the JSON and validates it against the schema of `kind`.
     pub fn check(&self, kind: &str, body: &[u8]) -> Result<Value, Invalid> {
         if body.len() > self.max_body {
-            return Err(Invalid::TooLarge { size: body.len(), limit: self.max_body });
+            return Err(Invalid::TooLarge {
+                size: body.len(),
+                limit: self.max_body,
+            });
         }
-        let validator = self.validators.get(kind).ok_or_else(|| Invalid::UnknownType(kind.to_owned()))?;
+        let validator = self
+            .validators
+            .get(kind)
+            .ok_or_else(|| Invalid::UnknownType(kind.to_owned()))?;
         let value: Value = serde_json::from_slice(body).map_err(|e| Invalid::NotJson(e.to_string()))?;
         let violations: Vec<Violation> = validator
             .iter_errors(&value)
             .map(|error| {
                 let path = error.instance_path().as_str();
                 Violation {
-                    path: if path.is_empty() { "/".to_owned() } else { path.to_owned() },
+                    path: if path.is_empty() {
+                        "/".to_owned()
+                    } else {
+                        path.to_owned()
+                    },
                     problem: error.masked().to_string(),
                 }
             })
             .collect();
-        if violations.is_empty() { Ok(value) } else { Err(Invalid::Schema(violations)) }
+        if violations.is_empty() {
+            Ok(value)
+        } else {
+            Err(Invalid::Schema(violations))
+        }
     }
 }
 
@@ -143,29 +160,44 @@ mod tests {
     #[test]
     fn names_path_and_problem_without_the_value() {
         let body = r#"{"contact_id":"c-1","email":"secret-person-at-example","changed_at":"2026-01-01T00:00:00Z"}"#;
-        let err = check("contact.changed", body).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = check("contact.changed", body)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("at /email"), "{err}");
         assert!(!err.contains("secret-person"), "the value must not be echoed: {err}");
     }
 
     #[test]
     fn missing_required_field_points_at_root() {
-        let err = check("contact.changed", r#"{"email":"a@example.com","changed_at":"2026-01-01T00:00:00Z"}"#)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = check(
+            "contact.changed",
+            r#"{"email":"a@example.com","changed_at":"2026-01-01T00:00:00Z"}"#,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
         assert!(err.contains("at /:") && err.contains("contact_id"), "{err}");
     }
 
     #[test]
     fn rejects_oversized_before_parsing() {
         let body = "x".repeat(2048);
-        assert_eq!(check("contact.changed", &body), Err(Invalid::TooLarge { size: 2048, limit: 1024 }));
+        assert_eq!(
+            check("contact.changed", &body),
+            Err(Invalid::TooLarge {
+                size: 2048,
+                limit: 1024
+            })
+        );
     }
 
     #[test]
     fn rejects_broken_json_and_unknown_types() {
-        assert!(matches!(check("contact.changed", "{\"contact_id\":"), Err(Invalid::NotJson(_))));
+        assert!(matches!(
+            check("contact.changed", "{\"contact_id\":"),
+            Err(Invalid::NotJson(_))
+        ));
         assert!(matches!(check("nope.nope", "{}"), Err(Invalid::UnknownType(_))));
     }
 }

@@ -11,11 +11,11 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use settings::MqConfig;
 
+use crate::MqError;
 use crate::connection::connect_once;
 use crate::headers;
 use crate::publisher::{Publication, Publisher, json_properties};
 use crate::topology::{self, Drift, Entity, Names, WorkerTopology};
-use crate::MqError;
 
 /// An open admin session.
 #[derive(Debug)]
@@ -66,7 +66,10 @@ impl DeadLetterFilter {
     pub fn matches(&self, letter: &DeadLetter) -> bool {
         self.class.as_ref().is_none_or(|c| c == &letter.class)
             && self.kind.as_ref().is_none_or(|k| Some(k) == letter.kind.as_ref())
-            && self.message_id.as_ref().is_none_or(|m| Some(m) == letter.message_id.as_ref())
+            && self
+                .message_id
+                .as_ref()
+                .is_none_or(|m| Some(m) == letter.message_id.as_ref())
     }
 }
 
@@ -103,7 +106,11 @@ impl Admin {
     pub async fn connect(config: &MqConfig) -> Result<Self, MqError> {
         let connection = connect_once(&config.urls, "switchyard admin").await?;
         let publisher = Publisher::open(&connection).await?;
-        Ok(Self { connection, publisher, names: Names::new(&config.namespace) })
+        Ok(Self {
+            connection,
+            publisher,
+            names: Names::new(&config.namespace),
+        })
     }
 
     /// The names in use.
@@ -122,23 +129,50 @@ impl Admin {
     }
 
     /// Publishes a JSON message to the main exchange with confirm and `mandatory`.
-    pub async fn publish(&self, kind: &str, message_id: &str, correlation_id: Option<&str>, body: &[u8]) -> Result<(), MqError> {
-        self.publish_raw(kind, json_properties(message_id, kind, correlation_id, FieldTable::default()), body).await
+    pub async fn publish(
+        &self,
+        kind: &str,
+        message_id: &str,
+        correlation_id: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), MqError> {
+        self.publish_raw(
+            kind,
+            json_properties(message_id, kind, correlation_id, FieldTable::default()),
+            body,
+        )
+        .await
     }
 
     /// Publishes with the given properties to the main exchange.
-    pub async fn publish_raw(&self, routing_key: &str, properties: BasicProperties, body: &[u8]) -> Result<(), MqError> {
+    pub async fn publish_raw(
+        &self,
+        routing_key: &str,
+        properties: BasicProperties,
+        body: &[u8],
+    ) -> Result<(), MqError> {
         let exchange = self.names.exchange();
         self.publisher
-            .publish_all(vec![Publication { exchange: &exchange, routing_key, body, properties }])
+            .publish_all(vec![Publication {
+                exchange: &exchange,
+                routing_key,
+                body,
+                properties,
+            }])
             .await
     }
 
     /// Messages ready in a queue (0 when it does not exist).
     pub async fn queue_depth(&self, queue: &str) -> Result<u32, MqError> {
         let channel = self.connection.create_channel().await?;
-        let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
-        let depth = match channel.queue_declare(queue.into(), options, FieldTable::default()).await {
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let depth = match channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await
+        {
             Ok(q) => q.message_count(),
             Err(_) => 0,
         };
@@ -146,10 +180,18 @@ impl Admin {
         Ok(depth)
     }
 
-    async fn take_all(&self, channel: &Channel, queue: &str, limit: usize) -> Result<Vec<lapin::message::Delivery>, MqError> {
+    async fn take_all(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        limit: usize,
+    ) -> Result<Vec<lapin::message::Delivery>, MqError> {
         let mut out = Vec::new();
         while out.len() < limit {
-            match channel.basic_get(queue.into(), BasicGetOptions { no_ack: false }).await? {
+            match channel
+                .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+                .await?
+            {
                 Some(message) => out.push(message.delivery),
                 None => break,
             }
@@ -162,8 +204,11 @@ impl Admin {
         let channel = self.connection.create_channel().await?;
         let queue = self.names.dead_queue(worker);
         let deliveries = self.take_all(&channel, &queue, limit).await?;
-        let letters =
-            deliveries.iter().enumerate().map(|(i, d)| dead_letter(i, &d.properties, d.data.clone())).collect();
+        let letters = deliveries
+            .iter()
+            .enumerate()
+            .map(|(i, d)| dead_letter(i, &d.properties, d.data.clone()))
+            .collect();
         // Closing the channel returns every unacked message to the queue, in order.
         let _closed = channel.close(200, "peeked".into()).await;
         Ok(letters)
@@ -205,7 +250,12 @@ impl Admin {
             }
             let properties = delivery.properties.clone().with_headers(table);
             self.publisher
-                .publish_all(vec![Publication { exchange: &exchange, routing_key: &routing_key, body: &delivery.data, properties }])
+                .publish_all(vec![Publication {
+                    exchange: &exchange,
+                    routing_key: &routing_key,
+                    body: &delivery.data,
+                    properties,
+                }])
                 .await?;
             delivery.acker.ack(BasicAckOptions::default()).await?;
             progress(&letter);
@@ -214,7 +264,13 @@ impl Admin {
         }
         for delivery in deliveries.iter() {
             // Everything not replayed goes back (closing the channel would do it too).
-            let _back = delivery.acker.nack(BasicNackOptions { multiple: false, requeue: true }).await;
+            let _back = delivery
+                .acker
+                .nack(BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                })
+                .await;
         }
         let _closed = channel.close(200, "replayed".into()).await;
         Ok(replayed)
@@ -223,7 +279,12 @@ impl Admin {
     /// Deletes every message of `worker`'s dead queue; returns how many.
     pub async fn purge_dead(&self, worker: &str) -> Result<u32, MqError> {
         let channel = self.connection.create_channel().await?;
-        let count = channel.queue_purge(self.names.dead_queue(worker).as_str().into(), QueuePurgeOptions::default()).await?;
+        let count = channel
+            .queue_purge(
+                self.names.dead_queue(worker).as_str().into(),
+                QueuePurgeOptions::default(),
+            )
+            .await?;
         let _closed = channel.close(200, "purged".into()).await;
         Ok(count)
     }
@@ -246,8 +307,13 @@ impl Admin {
     pub async fn declare_observer(&self, name: &str, routing_keys: &[&str]) -> Result<String, MqError> {
         let channel = self.connection.create_channel().await?;
         let queue = self.names.work_queue(name);
-        let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-        channel.queue_declare(queue.as_str().into(), options, FieldTable::default()).await?;
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(queue.as_str().into(), options, FieldTable::default())
+            .await?;
         for key in routing_keys {
             channel
                 .queue_bind(
@@ -268,19 +334,27 @@ impl Admin {
     /// on the empty (production) namespace.
     pub async fn remove_namespace(&self, workers: &[WorkerTopology], extra_queues: &[String]) -> Result<(), MqError> {
         if self.names.work_queue("x") == "x" {
-            return Err(MqError::TopologyMismatch("refusing to delete the topology of the empty namespace".to_owned()));
+            return Err(MqError::TopologyMismatch(
+                "refusing to delete the topology of the empty namespace".to_owned(),
+            ));
         }
         let channel = self.connection.create_channel().await?;
         for queue in extra_queues {
-            let _deleted = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+            let _deleted = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
         }
         for entity in topology::entities(&self.names, workers) {
             match entity {
                 Entity::Queue { name, .. } => {
-                    let _deleted = channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await;
+                    let _deleted = channel
+                        .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                        .await;
                 }
                 Entity::Exchange { name, .. } => {
-                    let _deleted = channel.exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default()).await;
+                    let _deleted = channel
+                        .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
+                        .await;
                 }
                 Entity::Binding { .. } => {}
             }

@@ -68,14 +68,20 @@ mod tests {
 
     #[test]
     fn redact_drops_credentials_and_path() {
-        assert_eq!(redact("amqp://guest:s3cret@rabbit:5672/%2f?heartbeat=5"), "amqp://rabbit:5672");
+        assert_eq!(
+            redact("amqp://guest:s3cret@rabbit:5672/%2f?heartbeat=5"),
+            "amqp://rabbit:5672"
+        );
         assert_eq!(redact("amqps://host"), "amqps://host");
     }
 
     #[test]
     fn heartbeat_is_added_once() {
         assert_eq!(with_heartbeat("amqp://h/%2f"), "amqp://h/%2f?heartbeat=10");
-        assert_eq!(with_heartbeat("amqp://h/%2f?frame_max=8192"), "amqp://h/%2f?frame_max=8192&heartbeat=10");
+        assert_eq!(
+            with_heartbeat("amqp://h/%2f?frame_max=8192"),
+            "amqp://h/%2f?frame_max=8192&heartbeat=10"
+        );
         assert_eq!(with_heartbeat("amqp://h/%2f?heartbeat=5"), "amqp://h/%2f?heartbeat=5");
     }
 

@@ -20,13 +20,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::MqError;
 use crate::connection::{connect_once, reconnect_delays};
 use crate::headers;
 use crate::metrics::MqMetrics;
 use crate::outcome::{Action, ErrorClass, FailureKind, Outcome, RetryPolicy, plan};
 use crate::publisher::{Publication, Publisher};
 use crate::topology::{self, Names, WorkerTopology};
-use crate::MqError;
 
 /// A validated message handed to a handler.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +103,10 @@ impl WorkerSpec {
         }
         let prefetch = settings::parse_or(strings, "SWITCHYARD_PREFETCH", default_prefetch)?;
         if prefetch == 0 {
-            return Err(ConfigError::invalid("SWITCHYARD_PREFETCH", "must be at least 1 (0 would mean unbounded)"));
+            return Err(ConfigError::invalid(
+                "SWITCHYARD_PREFETCH",
+                "must be at least 1 (0 would mean unbounded)",
+            ));
         }
         let drain_deadline = settings::duration_or(strings, "SWITCHYARD_DRAIN_DEADLINE", Duration::from_secs(20))?;
         let max_hold = settings::duration_or(strings, "SWITCHYARD_MAX_HOLD", Duration::from_secs(60))?;
@@ -129,7 +132,10 @@ impl WorkerSpec {
 
     /// The retry policy.
     pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy { tiers: self.topology.tiers.clone(), max_attempts: self.max_attempts }
+        RetryPolicy {
+            tiers: self.topology.tiers.clone(),
+            max_attempts: self.max_attempts,
+        }
     }
 }
 
@@ -142,7 +148,9 @@ pub fn parse_tiers(raw: &str) -> Result<Vec<Duration>, String> {
             return Err(format!("tier `{part}` must be longer than 0"));
         }
         if tiers.last().is_some_and(|last| *last >= delay) {
-            return Err(format!("tiers must grow strictly, `{part}` does not; e.g. `1s,10s,1m,10m,1h`"));
+            return Err(format!(
+                "tiers must grow strictly, `{part}` does not; e.g. `1s,10s,1m,10m,1h`"
+            ));
         }
         tiers.push(delay);
     }
@@ -249,16 +257,27 @@ async fn session<H: Handler>(
 ) -> Result<SessionEnd, MqError> {
     let worker = &context.spec.topology.worker;
     // Separate connections: flow control on the publishing one must not stall consumer acks.
-    let label = if context.mq.namespace.is_empty() { worker.clone() } else { format!("{worker} [{}]", context.mq.namespace) };
+    let label = if context.mq.namespace.is_empty() {
+        worker.clone()
+    } else {
+        format!("{worker} [{}]", context.mq.namespace)
+    };
     let consume_conn = connect_once(&context.mq.urls, &format!("{label} consume")).await?;
     let publish_conn = connect_once(&context.mq.urls, &format!("{label} publish")).await?;
     topology::declare(&publish_conn, names, std::slice::from_ref(&context.spec.topology)).await?;
     let publisher = Publisher::open(&publish_conn).await?;
     let channel = consume_conn.create_channel().await?;
-    channel.basic_qos(context.spec.prefetch, BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(context.spec.prefetch, BasicQosOptions::default())
+        .await?;
     let queue = names.work_queue(worker);
     let mut consumer = channel
-        .basic_consume(queue.as_str().into(), worker.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.as_str().into(),
+            worker.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     context.metrics.connections.with_label_values(&[worker]).inc();
     context.health.set_ready(true);
@@ -269,7 +288,13 @@ async fn session<H: Handler>(
         policy: context.spec.retry_policy(),
         exchange: names.exchange(),
         dead_exchange: names.dead_exchange(),
-        tier_queues: context.spec.topology.tiers.iter().map(|d| names.tier_queue(worker, *d)).collect(),
+        tier_queues: context
+            .spec
+            .topology
+            .tiers
+            .iter()
+            .map(|d| names.tier_queue(worker, *d))
+            .collect(),
         publisher,
         lost: Notify::new(),
     });
@@ -294,7 +319,9 @@ async fn session<H: Handler>(
     context.health.set_ready(false);
     if matches!(end, SessionEnd::Shutdown) {
         // Stop new deliveries; what was prefetched but not started is requeued on close.
-        let _cancelled = channel.basic_cancel(worker.as_str().into(), BasicCancelOptions::default()).await;
+        let _cancelled = channel
+            .basic_cancel(worker.as_str().into(), BasicCancelOptions::default())
+            .await;
         info!(worker, in_flight = tasks.len(), "Draining in-flight work.");
     }
     let deadline = Instant::now() + context.spec.drain_deadline;
@@ -302,7 +329,11 @@ async fn session<H: Handler>(
         match tokio::time::timeout_at(deadline, tasks.join_next()).await {
             Ok(_) => {}
             Err(_) => {
-                warn!(worker, left = tasks.len(), "Drain deadline passed; unfinished deliveries go back to the queue.");
+                warn!(
+                    worker,
+                    left = tasks.len(),
+                    "Drain deadline passed; unfinished deliveries go back to the queue."
+                );
                 tasks.abort_all();
                 break;
             }
@@ -347,12 +378,18 @@ fn envelope(delivery: &Delivery) -> Envelope {
         .as_ref()
         .map(|k| k.as_str().to_owned())
         .unwrap_or_else(|| delivery.routing_key.as_str().to_owned());
-    let attempt = headers::get_int(table, headers::ATTEMPT).and_then(|a| u32::try_from(a).ok()).filter(|a| *a > 0);
+    let attempt = headers::get_int(table, headers::ATTEMPT)
+        .and_then(|a| u32::try_from(a).ok())
+        .filter(|a| *a > 0);
     let scope = headers::get_str(table, headers::SCOPE)
         .map(|s| s.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default();
     Envelope {
-        message_id: props.message_id().as_ref().map(|m| m.as_str().to_owned()).filter(|m| !m.is_empty()),
+        message_id: props
+            .message_id()
+            .as_ref()
+            .map(|m| m.as_str().to_owned())
+            .filter(|m| !m.is_empty()),
         original_routing_key: headers::get_str(table, headers::ORIGINAL_ROUTING_KEY)
             .unwrap_or_else(|| delivery.routing_key.as_str().to_owned()),
         kind,
@@ -391,7 +428,11 @@ async fn process<H: Handler>(shared: &Shared, handler: &H, delivery: Delivery) {
                     Err(error) => warn!(%error, "Ack failed; the message will be redelivered."),
                 }
                 record(shared, &envelope, &outcome, &actions);
-                context.metrics.messages.with_label_values(&[worker, type_label(&envelope.kind), label]).inc();
+                context
+                    .metrics
+                    .messages
+                    .with_label_values(&[worker, type_label(&envelope.kind), label])
+                    .inc();
             }
             Err(error) => {
                 warn!(%error, "Outcome not confirmed by the broker; requeueing the input.");
@@ -400,18 +441,37 @@ async fn process<H: Handler>(shared: &Shared, handler: &H, delivery: Delivery) {
                 }
                 // A pause keeps a broker in trouble (alarm, unroutable results) from a hot loop.
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let _requeued = delivery.acker.nack(BasicNackOptions { multiple: false, requeue: true }).await;
-                context.metrics.messages.with_label_values(&[worker, type_label(&envelope.kind), "requeued"]).inc();
+                let _requeued = delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        multiple: false,
+                        requeue: true,
+                    })
+                    .await;
+                context
+                    .metrics
+                    .messages
+                    .with_label_values(&[worker, type_label(&envelope.kind), "requeued"])
+                    .inc();
             }
         }
-        context.metrics.duration.with_label_values(&[worker, type_label(&envelope.kind)]).observe(started.elapsed().as_secs_f64());
+        context
+            .metrics
+            .duration
+            .with_label_values(&[worker, type_label(&envelope.kind)])
+            .observe(started.elapsed().as_secs_f64());
         in_flight.dec();
     }
     .instrument(span)
     .await;
 }
 
-async fn validate_and_handle<H: Handler>(shared: &Shared, handler: &H, delivery: &Delivery, envelope: &Envelope) -> Outcome {
+async fn validate_and_handle<H: Handler>(
+    shared: &Shared,
+    handler: &H,
+    delivery: &Delivery,
+    envelope: &Envelope,
+) -> Outcome {
     let Some(message_id) = envelope.message_id.clone() else {
         return Outcome::failed(FailureKind::Invalid, Invalid::MissingMessageId.to_string());
     };
@@ -419,13 +479,27 @@ async fn validate_and_handle<H: Handler>(shared: &Shared, handler: &H, delivery:
         Ok(body) => body,
         Err(invalid) => return Outcome::failed(FailureKind::Invalid, invalid.to_string()),
     };
-    if !shared.context.spec.topology.routing_keys.iter().any(|k| k == &envelope.kind) {
-        return Outcome::failed(FailureKind::Invalid, format!("message type `{}` is not handled by this worker", envelope.kind));
+    if !shared
+        .context
+        .spec
+        .topology
+        .routing_keys
+        .iter()
+        .any(|k| k == &envelope.kind)
+    {
+        return Outcome::failed(
+            FailureKind::Invalid,
+            format!("message type `{}` is not handled by this worker", envelope.kind),
+        );
     }
     let incoming = Incoming {
         message_id,
         kind: envelope.kind.clone(),
-        correlation_id: delivery.properties.correlation_id().as_ref().map(|c| c.as_str().to_owned()),
+        correlation_id: delivery
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|c| c.as_str().to_owned()),
         attempt: envelope.attempt,
         scope: envelope.scope.clone(),
         redelivered: delivery.redelivered,
@@ -435,7 +509,10 @@ async fn validate_and_handle<H: Handler>(shared: &Shared, handler: &H, delivery:
     let hold = shared.context.spec.max_hold;
     match tokio::time::timeout(hold, handler.handle(incoming)).await {
         Ok(outcome) => outcome,
-        Err(_) => Outcome::failed(FailureKind::Retriable, format!("handler held the delivery longer than {hold:?}")),
+        Err(_) => Outcome::failed(
+            FailureKind::Retriable,
+            format!("handler held the delivery longer than {hold:?}"),
+        ),
     }
 }
 
@@ -452,12 +529,21 @@ fn outcome_label(actions: &[Action<'_>]) -> &'static str {
 }
 
 fn copy_properties(delivery: &Delivery, envelope: &Envelope, headers: FieldTable) -> BasicProperties {
-    delivery.properties.clone().with_headers(headers).with_type(envelope.kind.as_str().into()).with_delivery_mode(2)
+    delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_type(envelope.kind.as_str().into())
+        .with_delivery_mode(2)
 }
 
 fn base_headers(delivery: &Delivery, envelope: &Envelope, scope: &[String]) -> FieldTable {
     let mut table = headers::carry_over(delivery.properties.headers().as_ref());
-    headers::set_str(&mut table, headers::ORIGINAL_ROUTING_KEY, &envelope.original_routing_key);
+    headers::set_str(
+        &mut table,
+        headers::ORIGINAL_ROUTING_KEY,
+        &envelope.original_routing_key,
+    );
     if !scope.is_empty() {
         headers::set_str(&mut table, headers::SCOPE, &scope.join(","));
     }
@@ -490,7 +576,18 @@ fn publications<'a>(
                     properties,
                 });
             }
-            Action::Retry { tier, attempt, scope, reason } | Action::Park { tier, attempt, scope, reason } => {
+            Action::Retry {
+                tier,
+                attempt,
+                scope,
+                reason,
+            }
+            | Action::Park {
+                tier,
+                attempt,
+                scope,
+                reason,
+            } => {
                 let mut table = base_headers(delivery, envelope, scope);
                 headers::set_int(&mut table, headers::ATTEMPT, i64::from(*attempt));
                 headers::set_str(&mut table, headers::ERROR, reason);
@@ -501,7 +598,12 @@ fn publications<'a>(
                     properties: copy_properties(delivery, envelope, table),
                 });
             }
-            Action::DeadLetter { class, attempt, scope, reason } => {
+            Action::DeadLetter {
+                class,
+                attempt,
+                scope,
+                reason,
+            } => {
                 let mut table = base_headers(delivery, envelope, scope);
                 headers::set_int(&mut table, headers::ATTEMPT, i64::from(*attempt));
                 headers::set_str(&mut table, headers::ERROR_CLASS, class.as_str());
@@ -521,28 +623,42 @@ fn publications<'a>(
 }
 
 fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 fn record(shared: &Shared, envelope: &Envelope, outcome: &Outcome, actions: &[Action<'_>]) {
     let metrics = &shared.context.metrics;
     let worker = shared.context.spec.topology.worker.as_str();
     for message in &outcome.results {
-        metrics.published.with_label_values(&[worker, type_label(&message.kind)]).inc();
+        metrics
+            .published
+            .with_label_values(&[worker, type_label(&message.kind)])
+            .inc();
     }
     for action in actions {
         match action {
             Action::Publish(_) => {}
-            Action::Retry { tier, attempt, scope, reason } => {
+            Action::Retry {
+                tier,
+                attempt,
+                scope,
+                reason,
+            } => {
                 let tier_name = settings::format_duration(shared.policy.tiers[*tier]);
                 metrics.retries.with_label_values(&[worker, &tier_name]).inc();
                 warn!(error = %reason, next_attempt = attempt, tier = tier_name, scope = %scope.join(","), "Retrying through a delay tier.");
             }
-            Action::Park { tier, scope, reason, .. } => {
+            Action::Park {
+                tier, scope, reason, ..
+            } => {
                 let tier_name = settings::format_duration(shared.policy.tiers[*tier]);
                 info!(reason = %reason, tier = tier_name, scope = %scope.join(","), "Rate limited; parked without spending an attempt.");
             }
-            Action::DeadLetter { class, scope, reason, .. } => {
+            Action::DeadLetter {
+                class, scope, reason, ..
+            } => {
                 metrics.dead_letters.with_label_values(&[worker, class.as_str()]).inc();
                 let class_name = class.as_str();
                 if *class == ErrorClass::Invalid {
@@ -576,13 +692,19 @@ mod tests {
     fn validate_rejects_zero_prefetch() {
         let strings: HashMap<&str, &str> = [("SWITCHYARD_PREFETCH", "0")].into_iter().collect();
         let err = WorkerSpec::from_strings(&strings, "w", &["a"], 10).err();
-        assert_eq!(err.map(|e| e.variable().to_owned()), Some("SWITCHYARD_PREFETCH".to_owned()));
+        assert_eq!(
+            err.map(|e| e.variable().to_owned()),
+            Some("SWITCHYARD_PREFETCH".to_owned())
+        );
     }
 
     #[test]
     fn validate_accepts_defaults() {
         let strings: HashMap<&str, &str> = HashMap::new();
         let spec = WorkerSpec::from_strings(&strings, "w", &["a"], 16);
-        assert_eq!(spec.map(|s| (s.prefetch, s.max_attempts, s.topology.tiers.len())), Ok((16, 5, 5)));
+        assert_eq!(
+            spec.map(|s| (s.prefetch, s.max_attempts, s.topology.tiers.len())),
+            Ok((16, 5, 5))
+        );
     }
 }

@@ -63,7 +63,9 @@ pub fn carry_over(headers: Option<&FieldTable>) -> FieldTable {
     if let Some(headers) = headers {
         for (key, value) in headers.inner() {
             let k = key.as_str();
-            let broker_owned = k == "x-death" || k.starts_with("x-first-death") || k.starts_with("x-last-death")
+            let broker_owned = k == "x-death"
+                || k.starts_with("x-first-death")
+                || k.starts_with("x-last-death")
                 || k == "x-delivery-count";
             if broker_owned || k.starts_with("x-switchyard-") {
                 continue;
@@ -82,9 +84,15 @@ pub fn broker_death_reason(headers: Option<&FieldTable>) -> Option<String> {
 
 /// The original routing key from the broker's `x-death` entry, for broker dead letters.
 pub fn death_routing_key(headers: Option<&FieldTable>) -> Option<String> {
-    let AMQPValue::FieldArray(entries) = headers?.inner().get("x-death")? else { return None };
-    let AMQPValue::FieldTable(first) = entries.as_slice().first()? else { return None };
-    let AMQPValue::FieldArray(keys) = first.inner().get("routing-keys")? else { return None };
+    let AMQPValue::FieldArray(entries) = headers?.inner().get("x-death")? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(first) = entries.as_slice().first()? else {
+        return None;
+    };
+    let AMQPValue::FieldArray(keys) = first.inner().get("routing-keys")? else {
+        return None;
+    };
     match keys.as_slice().first()? {
         AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         _ => None,

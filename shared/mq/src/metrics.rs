@@ -44,12 +44,16 @@ impl MqMetrics {
                 &["worker"],
             )?,
             duration: HistogramVec::new(
-                HistogramOpts::new("switchyard_message_duration_seconds", "Time from delivery to ack.")
-                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+                HistogramOpts::new("switchyard_message_duration_seconds", "Time from delivery to ack.").buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]),
                 &["worker", "type"],
             )?,
             connections: IntCounterVec::new(
-                Opts::new("switchyard_broker_connections_total", "Broker sessions opened (first connect and reconnects)."),
+                Opts::new(
+                    "switchyard_broker_connections_total",
+                    "Broker sessions opened (first connect and reconnects).",
+                ),
                 &["worker"],
             )?,
             published: IntCounterVec::new(

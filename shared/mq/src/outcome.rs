@@ -17,12 +17,22 @@ pub struct Outcome {
 impl Outcome {
     /// Success with these results.
     pub fn ok(results: Vec<Outgoing>) -> Self {
-        Self { results, failures: Vec::new() }
+        Self {
+            results,
+            failures: Vec::new(),
+        }
     }
 
     /// A single failure of the whole message.
     pub fn failed(kind: FailureKind, reason: impl Into<String>) -> Self {
-        Self { results: Vec::new(), failures: vec![Failure { scope: Vec::new(), kind, reason: reason.into() }] }
+        Self {
+            results: Vec::new(),
+            failures: vec![Failure {
+                scope: Vec::new(),
+                kind,
+                reason: reason.into(),
+            }],
+        }
     }
 }
 
@@ -103,7 +113,12 @@ impl RetryPolicy {
         if self.tiers.is_empty() {
             return None;
         }
-        Some(self.tiers.iter().position(|tier| *tier >= wait).unwrap_or(self.tiers.len() - 1))
+        Some(
+            self.tiers
+                .iter()
+                .position(|tier| *tier >= wait)
+                .unwrap_or(self.tiers.len() - 1),
+        )
     }
 }
 
@@ -155,19 +170,47 @@ pub fn plan<'a>(outcome: &'a Outcome, attempt: u32, policy: &RetryPolicy) -> Vec
         let scope = failure.scope.as_slice();
         let reason = failure.reason.as_str();
         let action = match failure.kind {
-            FailureKind::Invalid => Action::DeadLetter { class: ErrorClass::Invalid, attempt, scope, reason },
-            FailureKind::Permanent => Action::DeadLetter { class: ErrorClass::Permanent, attempt, scope, reason },
+            FailureKind::Invalid => Action::DeadLetter {
+                class: ErrorClass::Invalid,
+                attempt,
+                scope,
+                reason,
+            },
+            FailureKind::Permanent => Action::DeadLetter {
+                class: ErrorClass::Permanent,
+                attempt,
+                scope,
+                reason,
+            },
             FailureKind::Retriable => match policy.tier_for_attempt(attempt) {
-                Some(tier) if attempt < policy.max_attempts => {
-                    Action::Retry { tier, attempt: attempt + 1, scope, reason }
-                }
-                _ => Action::DeadLetter { class: ErrorClass::Exhausted, attempt, scope, reason },
+                Some(tier) if attempt < policy.max_attempts => Action::Retry {
+                    tier,
+                    attempt: attempt + 1,
+                    scope,
+                    reason,
+                },
+                _ => Action::DeadLetter {
+                    class: ErrorClass::Exhausted,
+                    attempt,
+                    scope,
+                    reason,
+                },
             },
             FailureKind::RateLimited { retry_in } => match policy.tier_for_wait(retry_in) {
-                Some(tier) => Action::Park { tier, attempt, scope, reason },
+                Some(tier) => Action::Park {
+                    tier,
+                    attempt,
+                    scope,
+                    reason,
+                },
                 // No tiers at all: the only safe place left is a retry of the same attempt,
                 // which cannot exist, so treat it as exhausted rather than drop it.
-                None => Action::DeadLetter { class: ErrorClass::Exhausted, attempt, scope, reason },
+                None => Action::DeadLetter {
+                    class: ErrorClass::Exhausted,
+                    attempt,
+                    scope,
+                    reason,
+                },
             },
         };
         actions.push(action);
@@ -206,26 +249,81 @@ mod tests {
 
     #[test]
     fn retriable_climbs_the_tiers_then_exhausts() {
-        assert!(matches!(check(FailureKind::Retriable, 1), Action::Retry { tier: 0, attempt: 2, .. }));
-        assert!(matches!(check(FailureKind::Retriable, 2), Action::Retry { tier: 1, attempt: 3, .. }));
-        assert!(matches!(check(FailureKind::Retriable, 3), Action::Retry { tier: 2, attempt: 4, .. }));
+        assert!(matches!(
+            check(FailureKind::Retriable, 1),
+            Action::Retry {
+                tier: 0,
+                attempt: 2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            check(FailureKind::Retriable, 2),
+            Action::Retry {
+                tier: 1,
+                attempt: 3,
+                ..
+            }
+        ));
+        assert!(matches!(
+            check(FailureKind::Retriable, 3),
+            Action::Retry {
+                tier: 2,
+                attempt: 4,
+                ..
+            }
+        ));
         assert!(matches!(
             check(FailureKind::Retriable, 4),
-            Action::DeadLetter { class: ErrorClass::Exhausted, attempt: 4, .. }
+            Action::DeadLetter {
+                class: ErrorClass::Exhausted,
+                attempt: 4,
+                ..
+            }
         ));
     }
 
     #[test]
     fn permanent_and_invalid_dead_letter_at_once() {
-        assert!(matches!(check(FailureKind::Permanent, 1), Action::DeadLetter { class: ErrorClass::Permanent, .. }));
-        assert!(matches!(check(FailureKind::Invalid, 1), Action::DeadLetter { class: ErrorClass::Invalid, .. }));
+        assert!(matches!(
+            check(FailureKind::Permanent, 1),
+            Action::DeadLetter {
+                class: ErrorClass::Permanent,
+                ..
+            }
+        ));
+        assert!(matches!(
+            check(FailureKind::Invalid, 1),
+            Action::DeadLetter {
+                class: ErrorClass::Invalid,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn rate_limited_parks_without_spending_an_attempt() {
-        let wait = FailureKind::RateLimited { retry_in: Duration::from_secs(5) };
-        assert!(matches!(check(wait, 4), Action::Park { tier: 1, attempt: 4, .. }));
-        let long = FailureKind::RateLimited { retry_in: Duration::from_secs(3600) };
-        assert!(matches!(check(long, 1), Action::Park { tier: 2, attempt: 1, .. }));
+        let wait = FailureKind::RateLimited {
+            retry_in: Duration::from_secs(5),
+        };
+        assert!(matches!(
+            check(wait, 4),
+            Action::Park {
+                tier: 1,
+                attempt: 4,
+                ..
+            }
+        ));
+        let long = FailureKind::RateLimited {
+            retry_in: Duration::from_secs(3600),
+        };
+        assert!(matches!(
+            check(long, 1),
+            Action::Park {
+                tier: 2,
+                attempt: 1,
+                ..
+            }
+        ));
     }
 }

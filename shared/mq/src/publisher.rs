@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::Confirmation;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 
@@ -55,7 +55,10 @@ impl Publisher {
                 .basic_publish(
                     publication.exchange.into(),
                     publication.routing_key.into(),
-                    BasicPublishOptions { mandatory: true, immediate: false },
+                    BasicPublishOptions {
+                        mandatory: true,
+                        immediate: false,
+                    },
                     publication.body,
                     publication.properties,
                 )
@@ -63,9 +66,9 @@ impl Publisher {
             pending.push((publication.routing_key.to_owned(), confirm));
         }
         for (routing_key, confirm) in pending {
-            let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
-                .await
-                .map_err(|_| MqError::NotConfirmed(format!("no confirm for `{routing_key}` within {CONFIRM_TIMEOUT:?}")))??;
+            let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await.map_err(|_| {
+                MqError::NotConfirmed(format!("no confirm for `{routing_key}` within {CONFIRM_TIMEOUT:?}"))
+            })??;
             match confirmation {
                 Confirmation::Ack(None) => {}
                 Confirmation::Ack(Some(returned)) => {
@@ -74,9 +77,13 @@ impl Publisher {
                         returned.reply_text
                     )));
                 }
-                Confirmation::Nack(_) => return Err(MqError::NotConfirmed(format!("`{routing_key}` nacked by the broker"))),
+                Confirmation::Nack(_) => {
+                    return Err(MqError::NotConfirmed(format!("`{routing_key}` nacked by the broker")));
+                }
                 Confirmation::NotRequested => {
-                    return Err(MqError::NotConfirmed("confirms are not enabled on the channel".to_owned()));
+                    return Err(MqError::NotConfirmed(
+                        "confirms are not enabled on the channel".to_owned(),
+                    ));
                 }
             }
         }
@@ -85,7 +92,12 @@ impl Publisher {
 }
 
 /// Properties of a JSON message: persistent, with id, type, timestamp and headers.
-pub fn json_properties(message_id: &str, kind: &str, correlation_id: Option<&str>, headers: FieldTable) -> BasicProperties {
+pub fn json_properties(
+    message_id: &str,
+    kind: &str,
+    correlation_id: Option<&str>,
+    headers: FieldTable,
+) -> BasicProperties {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut properties = BasicProperties::default()
         .with_content_type(ShortString::from("application/json"))

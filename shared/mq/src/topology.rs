@@ -24,7 +24,11 @@ pub struct Names {
 impl Names {
     /// Names under `namespace` (empty: the plain names of DESIGN.md).
     pub fn new(namespace: &str) -> Self {
-        let prefix = if namespace.is_empty() { String::new() } else { format!("{namespace}.") };
+        let prefix = if namespace.is_empty() {
+            String::new()
+        } else {
+            format!("{namespace}.")
+        };
         Self { prefix }
     }
 
@@ -124,16 +128,35 @@ fn quorum_args(extra: Vec<(&'static str, Arg)>) -> Vec<(&'static str, Arg)> {
 /// Every entity of the shared exchanges plus the given workers, in declaration order.
 pub fn entities(names: &Names, workers: &[WorkerTopology]) -> Vec<Entity> {
     let mut out = vec![
-        Entity::Exchange { name: names.unroutable(), kind: "fanout", arguments: vec![] },
-        Entity::Queue { name: names.unroutable(), arguments: quorum_args(vec![]) },
-        Entity::Binding { exchange: names.unroutable(), queue: names.unroutable(), routing_key: String::new() },
+        Entity::Exchange {
+            name: names.unroutable(),
+            kind: "fanout",
+            arguments: vec![],
+        },
+        Entity::Queue {
+            name: names.unroutable(),
+            arguments: quorum_args(vec![]),
+        },
+        Entity::Binding {
+            exchange: names.unroutable(),
+            queue: names.unroutable(),
+            routing_key: String::new(),
+        },
         Entity::Exchange {
             name: names.exchange(),
             kind: "topic",
             arguments: vec![("alternate-exchange", Arg::Str(names.unroutable()))],
         },
-        Entity::Exchange { name: names.dead_exchange(), kind: "direct", arguments: vec![] },
-        Entity::Exchange { name: names.retry_exchange(), kind: "direct", arguments: vec![] },
+        Entity::Exchange {
+            name: names.dead_exchange(),
+            kind: "direct",
+            arguments: vec![],
+        },
+        Entity::Exchange {
+            name: names.retry_exchange(),
+            kind: "direct",
+            arguments: vec![],
+        },
     ];
     for worker in workers {
         let work = names.work_queue(&worker.worker);
@@ -148,7 +171,11 @@ pub fn entities(names: &Names, workers: &[WorkerTopology]) -> Vec<Entity> {
             ]),
         });
         for key in &worker.routing_keys {
-            out.push(Entity::Binding { exchange: names.exchange(), queue: work.clone(), routing_key: key.clone() });
+            out.push(Entity::Binding {
+                exchange: names.exchange(),
+                queue: work.clone(),
+                routing_key: key.clone(),
+            });
         }
         out.push(Entity::Binding {
             exchange: names.retry_exchange(),
@@ -156,8 +183,15 @@ pub fn entities(names: &Names, workers: &[WorkerTopology]) -> Vec<Entity> {
             routing_key: worker.worker.clone(),
         });
         let dead = names.dead_queue(&worker.worker);
-        out.push(Entity::Queue { name: dead.clone(), arguments: quorum_args(vec![]) });
-        out.push(Entity::Binding { exchange: names.dead_exchange(), queue: dead, routing_key: worker.worker.clone() });
+        out.push(Entity::Queue {
+            name: dead.clone(),
+            arguments: quorum_args(vec![]),
+        });
+        out.push(Entity::Binding {
+            exchange: names.dead_exchange(),
+            queue: dead,
+            routing_key: worker.worker.clone(),
+        });
         for delay in &worker.tiers {
             let millis = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
             out.push(Entity::Queue {
@@ -195,14 +229,31 @@ async fn declare_one(channel: &Channel, entity: &Entity, passive: bool) -> Resul
                 "fanout" => ExchangeKind::Fanout,
                 _ => ExchangeKind::Direct,
             };
-            let options = ExchangeDeclareOptions { durable: true, passive, ..ExchangeDeclareOptions::default() };
-            channel.exchange_declare(name.as_str().into(), kind, options, field_table(arguments)).await
+            let options = ExchangeDeclareOptions {
+                durable: true,
+                passive,
+                ..ExchangeDeclareOptions::default()
+            };
+            channel
+                .exchange_declare(name.as_str().into(), kind, options, field_table(arguments))
+                .await
         }
         Entity::Queue { name, arguments } => {
-            let options = QueueDeclareOptions { durable: true, passive, ..QueueDeclareOptions::default() };
-            channel.queue_declare(name.as_str().into(), options, field_table(arguments)).await.map(drop)
+            let options = QueueDeclareOptions {
+                durable: true,
+                passive,
+                ..QueueDeclareOptions::default()
+            };
+            channel
+                .queue_declare(name.as_str().into(), options, field_table(arguments))
+                .await
+                .map(drop)
         }
-        Entity::Binding { exchange, queue, routing_key } => {
+        Entity::Binding {
+            exchange,
+            queue,
+            routing_key,
+        } => {
             channel
                 .queue_bind(
                     queue.as_str().into(),
@@ -221,7 +272,11 @@ pub fn describe(entity: &Entity) -> String {
     match entity {
         Entity::Exchange { name, kind, .. } => format!("exchange `{name}` ({kind})"),
         Entity::Queue { name, .. } => format!("queue `{name}`"),
-        Entity::Binding { exchange, queue, routing_key } => {
+        Entity::Binding {
+            exchange,
+            queue,
+            routing_key,
+        } => {
             format!("binding `{exchange}` -[{routing_key}]-> `{queue}`")
         }
     }
@@ -232,7 +287,9 @@ pub fn describe(entity: &Entity) -> String {
 pub async fn declare(connection: &Connection, names: &Names, workers: &[WorkerTopology]) -> Result<(), MqError> {
     let channel = connection.create_channel().await?;
     for entity in entities(names, workers) {
-        declare_one(&channel, &entity, false).await.map_err(|e| MqError::from_declare(e, &describe(&entity)))?;
+        declare_one(&channel, &entity, false)
+            .await
+            .map_err(|e| MqError::from_declare(e, &describe(&entity)))?;
     }
     let _closed = channel.close(200, "declared".into()).await;
     Ok(())
@@ -259,7 +316,10 @@ pub async fn verify(connection: &Connection, names: &Names, workers: &[WorkerTop
         // A failed declare closes the channel, so each check gets its own.
         let channel = connection.create_channel().await?;
         if let Err(error) = declare_one(&channel, &entity, true).await {
-            drift.push(Drift { entity: describe(&entity), problem: format!("missing ({error})") });
+            drift.push(Drift {
+                entity: describe(&entity),
+                problem: format!("missing ({error})"),
+            });
             continue;
         }
         let channel = connection.create_channel().await?;
@@ -267,7 +327,10 @@ pub async fn verify(connection: &Connection, names: &Names, workers: &[WorkerTop
             Ok(()) => {
                 let _closed = channel.close(200, "verified".into()).await;
             }
-            Err(error) => drift.push(Drift { entity: describe(&entity), problem: error.to_string() }),
+            Err(error) => drift.push(Drift {
+                entity: describe(&entity),
+                problem: error.to_string(),
+            }),
         }
     }
     Ok(drift)
@@ -292,7 +355,10 @@ mod tests {
         assert_eq!(names.exchange(), "switchyard");
         assert_eq!(names.unroutable(), "switchyard.unroutable");
         assert_eq!(names.dead_queue("contact-sync"), "contact-sync.dead");
-        assert_eq!(names.tier_queue("contact-sync", Duration::from_secs(600)), "contact-sync.retry.10m");
+        assert_eq!(
+            names.tier_queue("contact-sync", Duration::from_secs(600)),
+            "contact-sync.retry.10m"
+        );
     }
 
     #[test]

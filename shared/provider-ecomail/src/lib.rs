@@ -109,7 +109,13 @@ impl EcomailClient {
         self.config.list_id
     }
 
-    async fn call(&self, operation: &'static str, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<api_client::Reply, CallError> {
+    async fn call(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<api_client::Reply, CallError> {
         let url = self.http.url(path);
         self.http
             .send(
@@ -120,7 +126,9 @@ impl EcomailClient {
                         .header("key", self.config.api_key.expose_secret())
                         .header(reqwest::header::ACCEPT, "application/json");
                     match &body {
-                        Some(body) => request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone()),
+                        Some(body) => request
+                            .header(reqwest::header::CONTENT_TYPE, "application/json")
+                            .body(body.clone()),
                         None => request,
                     }
                 },
@@ -139,13 +147,25 @@ impl EcomailClient {
             trigger_autoresponders: false,
             resubscribe: false,
         };
-        let body = serde_json::to_vec(&request).map_err(|e| CallError::Permanent(format!("ecomail subscribe: cannot encode: {e}")))?;
-        self.call("subscribe", Method::POST, &format!("/lists/{}/subscribe", self.config.list_id), Some(body)).await.map(drop)
+        let body = serde_json::to_vec(&request)
+            .map_err(|e| CallError::Permanent(format!("ecomail subscribe: cannot encode: {e}")))?;
+        self.call(
+            "subscribe",
+            Method::POST,
+            &format!("/lists/{}/subscribe", self.config.list_id),
+            Some(body),
+        )
+        .await
+        .map(drop)
     }
 
     /// `GET /lists/{list}/subscriber/{email}`; `None` when not in the list.
     pub async fn get_subscriber(&self, email: &str) -> Result<Option<StoredSubscriber>, CallError> {
-        let path = format!("/lists/{}/subscriber/{}", self.config.list_id, utf8_percent_encode(email, NON_ALPHANUMERIC));
+        let path = format!(
+            "/lists/{}/subscriber/{}",
+            self.config.list_id,
+            utf8_percent_encode(email, NON_ALPHANUMERIC)
+        );
         match self.call("get_subscriber", Method::GET, &path, None).await {
             Ok(reply) => serde_json::from_slice::<SubscriberEnvelope>(&reply.body)
                 .map(|e| Some(e.subscriber))

@@ -64,7 +64,9 @@ pub struct SpotlerClient {
 fn error(operation: &str, reply: &ErrorReply, class: Class) -> CallError {
     let detail = match serde_json::from_slice::<ErrorResponse>(&reply.body) {
         Ok(ErrorResponse { error_type, message }) => {
-            format!("{} {}", error_type.unwrap_or_default(), message.unwrap_or_default()).trim().to_owned()
+            format!("{} {}", error_type.unwrap_or_default(), message.unwrap_or_default())
+                .trim()
+                .to_owned()
         }
         Err(_) => excerpt(&reply.body),
     };
@@ -88,8 +90,15 @@ impl SpotlerClient {
         Self { http, config }
     }
 
-    async fn call(&self, operation: &'static str, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<api_client::Reply, CallError> {
-        let url = url::Url::parse(&self.http.url(path)).map_err(|e| CallError::Permanent(format!("spotler {operation}: bad URL: {e}")))?;
+    async fn call(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<api_client::Reply, CallError> {
+        let url = url::Url::parse(&self.http.url(path))
+            .map_err(|e| CallError::Permanent(format!("spotler {operation}: bad URL: {e}")))?;
         self.http
             .send(
                 operation,
@@ -109,7 +118,9 @@ impl SpotlerClient {
                         .header(reqwest::header::AUTHORIZATION, auth)
                         .header(reqwest::header::ACCEPT, "application/json");
                     match &body {
-                        Some(body) => request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone()),
+                        Some(body) => request
+                            .header(reqwest::header::CONTENT_TYPE, "application/json")
+                            .body(body.clone()),
                         None => request,
                     }
                 },
@@ -120,14 +131,28 @@ impl SpotlerClient {
 
     /// `POST /contact` with `update` (upsert) and `purge=false` (properties not sent are kept).
     pub async fn insert_contact(&self, contact: &Contact, update: bool) -> Result<(), CallError> {
-        let body = serde_json::to_vec(&ContactRequest { update, purge: false, contact })
-            .map_err(|e| CallError::Permanent(format!("spotler insert: cannot encode: {e}")))?;
-        self.call("insert_contact", Method::POST, "/contact", Some(body)).await.map(drop)
+        let body = serde_json::to_vec(&ContactRequest {
+            update,
+            purge: false,
+            contact,
+        })
+        .map_err(|e| CallError::Permanent(format!("spotler insert: cannot encode: {e}")))?;
+        self.call("insert_contact", Method::POST, "/contact", Some(body))
+            .await
+            .map(drop)
     }
 
     /// `GET /contact/{externalId}`; `None` when Spotler does not know it.
     pub async fn get_contact(&self, external_id: &str) -> Result<Option<Contact>, CallError> {
-        match self.call("get_contact", Method::GET, &format!("/contact/{}", segment(external_id)), None).await {
+        match self
+            .call(
+                "get_contact",
+                Method::GET,
+                &format!("/contact/{}", segment(external_id)),
+                None,
+            )
+            .await
+        {
             Ok(reply) => serde_json::from_slice(&reply.body)
                 .map(Some)
                 .map_err(|e| CallError::Retriable(format!("spotler get_contact: unexpected answer: {e}"))),
@@ -138,12 +163,14 @@ impl SpotlerClient {
 
     /// `PUT /contact/anonymize/{externalId}`; `Ok(false)` when the contact does not exist.
     pub async fn anonymize(&self, external_id: &str) -> Result<bool, CallError> {
-        self.put_no_body("anonymize", &format!("/contact/anonymize/{}", segment(external_id))).await
+        self.put_no_body("anonymize", &format!("/contact/anonymize/{}", segment(external_id)))
+            .await
     }
 
     /// `PUT /contact/inactivate/{externalId}`; `Ok(false)` when the contact does not exist.
     pub async fn inactivate(&self, external_id: &str) -> Result<bool, CallError> {
-        self.put_no_body("inactivate", &format!("/contact/inactivate/{}", segment(external_id))).await
+        self.put_no_body("inactivate", &format!("/contact/inactivate/{}", segment(external_id)))
+            .await
     }
 
     async fn put_no_body(&self, operation: &'static str, path: &str) -> Result<bool, CallError> {
@@ -156,7 +183,10 @@ impl SpotlerClient {
 
     /// `GET /contact/properties/list`.
     pub async fn properties(&self) -> Result<Vec<PropertyDef>, CallError> {
-        let reply = self.call("properties", Method::GET, "/contact/properties/list", None).await?;
-        serde_json::from_slice(&reply.body).map_err(|e| CallError::Retriable(format!("spotler properties: unexpected answer: {e}")))
+        let reply = self
+            .call("properties", Method::GET, "/contact/properties/list", None)
+            .await?;
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| CallError::Retriable(format!("spotler properties: unexpected answer: {e}")))
     }
 }

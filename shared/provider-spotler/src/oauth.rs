@@ -20,7 +20,12 @@ pub fn base_string(method: &str, base_url: &str, params: &[(String, String)]) ->
     let mut pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (encode(k), encode(v))).collect();
     pairs.sort();
     let normalized: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{}&{}&{}", method.to_ascii_uppercase(), encode(base_url), encode(&normalized.join("&")))
+    format!(
+        "{}&{}&{}",
+        method.to_ascii_uppercase(),
+        encode(base_url),
+        encode(&normalized.join("&"))
+    )
 }
 
 /// HMAC-SHA1 of `base` with key `enc(consumer_secret)&enc(token_secret)`, base64.
@@ -109,7 +114,11 @@ mod tests {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
         let base = base_string("POST", "https://api.twitter.com/1.1/statuses/update.json", &params);
-        let signature = sign(&base, "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw", "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE");
+        let signature = sign(
+            &base,
+            "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
+            "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE",
+        );
         assert_eq!(signature, "hCtSmYh+iHYCEqBWrE7C7hYmtUk=");
     }
 }

@@ -43,7 +43,9 @@ impl Strings for Env {
 
 impl<S: std::hash::BuildHasher> Strings for HashMap<&str, &str, S> {
     fn get(&self, name: &str) -> Result<Option<String>, ConfigError> {
-        Ok(HashMap::get(self, name).filter(|v| !v.trim().is_empty()).map(|v| (*v).to_owned()))
+        Ok(HashMap::get(self, name)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (*v).to_owned()))
     }
 }
 
@@ -77,13 +79,23 @@ pub enum ConfigError {
 impl ConfigError {
     /// An invalid variable.
     pub fn invalid(name: &str, why: impl fmt::Display) -> Self {
-        Self::Invalid { name: name.to_owned(), why: why.to_string() }
+        Self::Invalid {
+            name: name.to_owned(),
+            why: why.to_string(),
+        }
     }
 
     /// A missing variable, with a hint such as an example value.
     pub fn missing(name: &str, hint: &str) -> Self {
-        let hint = if hint.is_empty() { String::new() } else { format!("; {hint}") };
-        Self::Missing { name: name.to_owned(), hint }
+        let hint = if hint.is_empty() {
+            String::new()
+        } else {
+            format!("; {hint}")
+        };
+        Self::Missing {
+            name: name.to_owned(),
+            hint,
+        }
     }
 
     /// The variable this error is about.
@@ -129,7 +141,10 @@ pub fn duration_or(strings: &dyn Strings, name: &str, default: Duration) -> Resu
 pub fn secret(strings: &dyn Strings, name: &str) -> Result<Option<SecretString>, ConfigError> {
     let file_var = format!("{name}_FILE");
     match (strings.get(name)?, strings.get(&file_var)?) {
-        (Some(_), Some(_)) => Err(ConfigError::invalid(name, format!("set either {name} or {file_var}, not both"))),
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            name,
+            format!("set either {name} or {file_var}, not both"),
+        )),
         (Some(value), None) => Ok(Some(SecretString::from(value))),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(&path)
@@ -146,7 +161,8 @@ pub fn secret(strings: &dyn Strings, name: &str) -> Result<Option<SecretString>,
 
 /// Reads a required secret (see [`secret`]).
 pub fn required_secret(strings: &dyn Strings, name: &str) -> Result<SecretString, ConfigError> {
-    secret(strings, name)?.ok_or_else(|| ConfigError::missing(name, &format!("or set {name}_FILE to a file holding it")))
+    secret(strings, name)?
+        .ok_or_else(|| ConfigError::missing(name, &format!("or set {name}_FILE to a file holding it")))
 }
 
 /// Reads an `http(s)` base URL; a trailing slash is removed so paths can be appended.
@@ -169,9 +185,9 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (digits, unit) = raw.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{raw}` is not a duration; expected a number and a unit, e.g. `500ms`, `10s`, `5m`, `1h`"))?;
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("`{raw}` is not a duration; expected a number and a unit, e.g. `500ms`, `10s`, `5m`, `1h`")
+    })?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" | "" => Duration::from_secs(n),
@@ -209,7 +225,10 @@ pub struct MqConfig {
 
 impl fmt::Debug for MqConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MqConfig").field("urls", &format_args!("[{} redacted]", self.urls.len())).field("namespace", &self.namespace).finish()
+        f.debug_struct("MqConfig")
+            .field("urls", &format_args!("[{} redacted]", self.urls.len()))
+            .field("namespace", &self.namespace)
+            .finish()
     }
 }
 
@@ -223,7 +242,10 @@ impl MqConfig {
         let mut urls = Vec::new();
         for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             if !(part.starts_with("amqp://") || part.starts_with("amqps://")) {
-                return Err(ConfigError::invalid("AMQP_URL", "each URL must start with amqp:// or amqps://, e.g. `amqp://user:pass@host:5672/%2f`"));
+                return Err(ConfigError::invalid(
+                    "AMQP_URL",
+                    "each URL must start with amqp:// or amqps://, e.g. `amqp://user:pass@host:5672/%2f`",
+                ));
             }
             urls.push(SecretString::from(part.to_owned()));
         }
@@ -231,8 +253,14 @@ impl MqConfig {
             return Err(ConfigError::invalid("AMQP_URL", "no URL given"));
         }
         let namespace = strings.get("SWITCHYARD_NAMESPACE")?.unwrap_or_default();
-        if !namespace.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(ConfigError::invalid("SWITCHYARD_NAMESPACE", "use only letters, digits, `-`, `_` and `.`"));
+        if !namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(ConfigError::invalid(
+                "SWITCHYARD_NAMESPACE",
+                "use only letters, digits, `-`, `_` and `.`",
+            ));
         }
         Ok(Self { urls, namespace })
     }
@@ -251,8 +279,14 @@ impl FromStr for Rate {
     type Err = String;
     fn from_str(raw: &str) -> Result<Self, String> {
         let example = "expected `<count>/<unit>` such as `10/s`, `100/min` or `5000/h`";
-        let (count, unit) = raw.trim().split_once('/').ok_or_else(|| format!("`{raw}`: {example}"))?;
-        let count: NonZeroU32 = count.trim().parse().map_err(|_| format!("`{raw}`: the count must be a whole number above 0; {example}"))?;
+        let (count, unit) = raw
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("`{raw}`: {example}"))?;
+        let count: NonZeroU32 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{raw}`: the count must be a whole number above 0; {example}"))?;
         let per = match unit.trim() {
             "s" | "sec" | "second" => Duration::from_secs(1),
             "m" | "min" | "minute" => Duration::from_secs(60),
@@ -296,18 +330,35 @@ pub struct ProviderLimits {
 
 impl ProviderLimits {
     /// Reads the limits of `prefix` (e.g. `SPOTLER`), falling back to the provider's defaults.
-    pub fn from_strings(strings: &dyn Strings, prefix: &str, default_rate: Rate, default_concurrency: u32) -> Result<Self, ConfigError> {
+    pub fn from_strings(
+        strings: &dyn Strings,
+        prefix: &str,
+        default_rate: Rate,
+        default_concurrency: u32,
+    ) -> Result<Self, ConfigError> {
         let rate = parse(strings, &format!("{prefix}_RATE"), Rate::from_str)?.unwrap_or(default_rate);
-        let burst = parse(strings, &format!("{prefix}_BURST"), |s| s.parse::<NonZeroU32>().map_err(|_| "expected a whole number above 0"))?;
-        let concurrency = parse(strings, &format!("{prefix}_CONCURRENCY"), |s| s.parse::<NonZeroU32>().map_err(|_| "expected a whole number above 0"))?
-            .unwrap_or(NonZeroU32::new(default_concurrency).unwrap_or(NonZeroU32::MIN));
+        let burst = parse(strings, &format!("{prefix}_BURST"), |s| {
+            s.parse::<NonZeroU32>().map_err(|_| "expected a whole number above 0")
+        })?;
+        let concurrency = parse(strings, &format!("{prefix}_CONCURRENCY"), |s| {
+            s.parse::<NonZeroU32>().map_err(|_| "expected a whole number above 0")
+        })?
+        .unwrap_or(NonZeroU32::new(default_concurrency).unwrap_or(NonZeroU32::MIN));
         let timeout = duration_or(strings, &format!("{prefix}_TIMEOUT"), Duration::from_secs(10))?;
         if let Some(burst) = burst
             && burst > rate.count
         {
-            return Err(ConfigError::invalid(&format!("{prefix}_BURST"), format!("{burst} is larger than the quota {rate}; a burst can never exceed the quota")));
+            return Err(ConfigError::invalid(
+                &format!("{prefix}_BURST"),
+                format!("{burst} is larger than the quota {rate}; a burst can never exceed the quota"),
+            ));
         }
-        Ok(Self { rate, burst, concurrency, timeout })
+        Ok(Self {
+            rate,
+            burst,
+            concurrency,
+            timeout,
+        })
     }
 }
 
@@ -326,7 +377,10 @@ mod tests {
 
     #[test]
     fn rate_parses_common_forms() {
-        assert_eq!("10/s".parse::<Rate>().map(|r| (r.count.get(), r.per)), Ok((10, Duration::from_secs(1))));
+        assert_eq!(
+            "10/s".parse::<Rate>().map(|r| (r.count.get(), r.per)),
+            Ok((10, Duration::from_secs(1)))
+        );
         assert_eq!("100/min".parse::<Rate>().map(|r| r.per), Ok(Duration::from_secs(60)));
         assert_eq!("5000/h".parse::<Rate>().map(|r| r.to_string()), Ok("5000/h".to_owned()));
         assert_eq!("600/10m".parse::<Rate>().map(|r| r.per), Ok(Duration::from_secs(600)));
@@ -343,7 +397,8 @@ mod tests {
     #[test]
     fn validate_rejects_burst_above_quota() {
         let strings = env(&[("ACME_RATE", "10/s"), ("ACME_BURST", "11")]);
-        let err = ProviderLimits::from_strings(&strings, "ACME", "1/s".parse().unwrap_or_else(|_| unreachable!()), 1).err();
+        let err =
+            ProviderLimits::from_strings(&strings, "ACME", "1/s".parse().unwrap_or_else(|_| unreachable!()), 1).err();
         assert_eq!(err.map(|e| e.variable().to_owned()), Some("ACME_BURST".to_owned()));
     }
 
@@ -379,12 +434,15 @@ mod tests {
     #[test]
     fn secret_reads_file_variant() {
         let dir = std::env::temp_dir().join(format!("settings-secret-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
+        assert!(std::fs::create_dir_all(&dir).is_ok());
         let path = dir.join("token");
         assert!(std::fs::write(&path, "s3cret\n").is_ok());
         let path_str = path.to_string_lossy().into_owned();
         let map: HashMap<String, String> = [("TOKEN_FILE".to_owned(), path_str)].into_iter().collect();
-        let secret = secret(&map, "TOKEN").ok().flatten().map(|s| s.expose_secret().to_owned());
+        let secret = secret(&map, "TOKEN")
+            .ok()
+            .flatten()
+            .map(|s| s.expose_secret().to_owned());
         assert_eq!(secret.as_deref(), Some("s3cret"));
     }
 }

@@ -49,7 +49,12 @@ impl LogConfig {
             None => LogFormat::Json,
             Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
-            Some(other) => return Err(ConfigError::invalid("LOG_FORMAT", format!("`{other}`: expected `json` or `pretty`"))),
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "LOG_FORMAT",
+                    format!("`{other}`: expected `json` or `pretty`"),
+                ));
+            }
         };
         let filter = strings.get("RUST_LOG")?.unwrap_or_else(|| "info".to_owned());
         tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| ConfigError::invalid("RUST_LOG", e))?;
@@ -62,7 +67,9 @@ impl LogConfig {
 pub fn init_logging(config: &LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
         LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
@@ -108,7 +115,12 @@ impl Health {
 /// Where the operations endpoint listens: `METRICS_ADDR`, default `127.0.0.1:9464`.
 pub fn metrics_addr(strings: &dyn Strings, default: &str) -> Result<SocketAddr, ConfigError> {
     let raw = strings.get("METRICS_ADDR")?.unwrap_or_else(|| default.to_owned());
-    raw.parse().map_err(|_| ConfigError::invalid("METRICS_ADDR", format!("`{raw}`: expected host:port, e.g. `127.0.0.1:9464`")))
+    raw.parse().map_err(|_| {
+        ConfigError::invalid(
+            "METRICS_ADDR",
+            format!("`{raw}`: expected host:port, e.g. `127.0.0.1:9464`"),
+        )
+    })
 }
 
 #[derive(Clone)]
@@ -129,8 +141,17 @@ pub fn ops_router(registry: Registry, health: Health) -> Router {
 async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
     let mut buffer = Vec::with_capacity(16 * 1024);
     match TextEncoder::new().encode(&state.registry.gather(), &mut buffer) {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], buffer).into_response(),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {error}\n")).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+            buffer,
+        )
+            .into_response(),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {error}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -165,7 +186,10 @@ mod tests {
     #[test]
     fn validate_rejects_unknown_log_format() {
         let strings: HashMap<&str, &str> = [("LOG_FORMAT", "xml")].into_iter().collect();
-        assert_eq!(LogConfig::from_strings(&strings).err().map(|e| e.variable().to_owned()), Some("LOG_FORMAT".into()));
+        assert_eq!(
+            LogConfig::from_strings(&strings).err().map(|e| e.variable().to_owned()),
+            Some("LOG_FORMAT".into())
+        );
     }
 
     #[test]

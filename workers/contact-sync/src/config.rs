@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::Path;
 
 use mq::WorkerSpec;
 use provider_ecomail::EcomailConfig;
@@ -53,7 +53,10 @@ pub struct Destination<C> {
 }
 
 fn rate(raw: &str) -> Rate {
-    raw.parse().unwrap_or(Rate { count: NonZeroU32::MIN, per: std::time::Duration::from_secs(1) })
+    raw.parse().unwrap_or(Rate {
+        count: NonZeroU32::MIN,
+        per: std::time::Duration::from_secs(1),
+    })
 }
 
 fn base_url(strings: &dyn Strings, name: &str, example: &str) -> Result<Url, ConfigError> {
@@ -63,8 +66,14 @@ fn base_url(strings: &dyn Strings, name: &str, example: &str) -> Result<Url, Con
 impl Config {
     /// Reads and validates the configuration.
     pub fn from_strings(strings: &dyn Strings) -> Result<Self, ConfigError> {
-        let destinations = strings.get("CONTACT_SYNC_DESTINATIONS")?.unwrap_or_else(|| "spotler,ecomail".to_owned());
-        let destinations: Vec<&str> = destinations.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+        let destinations = strings
+            .get("CONTACT_SYNC_DESTINATIONS")?
+            .unwrap_or_else(|| "spotler,ecomail".to_owned());
+        let destinations: Vec<&str> = destinations
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .collect();
         if let Some(unknown) = destinations.iter().find(|d| !["spotler", "ecomail"].contains(*d)) {
             return Err(ConfigError::invalid(
                 "CONTACT_SYNC_DESTINATIONS",
@@ -72,14 +81,25 @@ impl Config {
             ));
         }
         if destinations.is_empty() {
-            return Err(ConfigError::invalid("CONTACT_SYNC_DESTINATIONS", "enable at least one of `spotler,ecomail`"));
+            return Err(ConfigError::invalid(
+                "CONTACT_SYNC_DESTINATIONS",
+                "enable at least one of `spotler,ecomail`",
+            ));
         }
         let spotler = if destinations.contains(&"spotler") {
             Some(Destination {
-                base_url: base_url(strings, "SPOTLER_BASE_URL", "https://restapi.mailplus.nl/integrationservice-1.1.0")?,
+                base_url: base_url(
+                    strings,
+                    "SPOTLER_BASE_URL",
+                    "https://restapi.mailplus.nl/integrationservice-1.1.0",
+                )?,
                 limits: ProviderLimits::from_strings(strings, "SPOTLER", rate("10/s"), 4)?,
                 config: SpotlerConfig {
-                    consumer_key: settings::required(strings, "SPOTLER_CONSUMER_KEY", "the OAuth consumer key of the Spotler account")?,
+                    consumer_key: settings::required(
+                        strings,
+                        "SPOTLER_CONSUMER_KEY",
+                        "the OAuth consumer key of the Spotler account",
+                    )?,
                     consumer_secret: settings::required_secret(strings, "SPOTLER_CONSUMER_SECRET")?,
                 },
             })
@@ -87,20 +107,27 @@ impl Config {
             None
         };
         let ecomail = if destinations.contains(&"ecomail") {
-            let list_id = settings::parse(strings, "ECOMAIL_LIST_ID", |s| s.parse::<u64>().map_err(|_| "expected a numeric list id"))?
-                .ok_or_else(|| ConfigError::missing("ECOMAIL_LIST_ID", "the id of the list contacts are synced to"))?;
+            let list_id = settings::parse(strings, "ECOMAIL_LIST_ID", |s| {
+                s.parse::<u64>().map_err(|_| "expected a numeric list id")
+            })?
+            .ok_or_else(|| ConfigError::missing("ECOMAIL_LIST_ID", "the id of the list contacts are synced to"))?;
             Some(Destination {
                 base_url: base_url(strings, "ECOMAIL_BASE_URL", "https://api2.ecomailapp.cz")?,
                 limits: ProviderLimits::from_strings(strings, "ECOMAIL", rate("1000/min"), 8)?,
-                config: EcomailConfig { api_key: settings::required_secret(strings, "ECOMAIL_API_KEY")?, list_id },
+                config: EcomailConfig {
+                    api_key: settings::required_secret(strings, "ECOMAIL_API_KEY")?,
+                    list_id,
+                },
             })
         } else {
             None
         };
         let mapping_path = settings::path_or(strings, "CONTACT_SYNC_MAPPING", "config/field-mapping.toml")?;
         let mapping = load_mapping(&mapping_path)?;
-        let replicas = settings::parse(strings, "SWITCHYARD_REPLICAS", |s| s.parse::<NonZeroU32>().map_err(|_| "expected a whole number above 0"))?
-            .unwrap_or(NonZeroU32::MIN);
+        let replicas = settings::parse(strings, "SWITCHYARD_REPLICAS", |s| {
+            s.parse::<NonZeroU32>().map_err(|_| "expected a whole number above 0")
+        })?
+        .unwrap_or(NonZeroU32::MIN);
         Ok(Self {
             log: LogConfig::from_strings(strings)?,
             metrics_addr: telemetry::metrics_addr(strings, "127.0.0.1:9464")?,
@@ -115,7 +142,7 @@ impl Config {
     }
 }
 
-fn load_mapping(path: &PathBuf) -> Result<FieldMapping, ConfigError> {
+fn load_mapping(path: &Path) -> Result<FieldMapping, ConfigError> {
     FieldMapping::load(path).map_err(|e| ConfigError::invalid("CONTACT_SYNC_MAPPING", e))
 }
 
@@ -133,7 +160,10 @@ mod tests {
             ("ECOMAIL_BASE_URL", "http://127.0.0.1:1/ecomail"),
             ("ECOMAIL_API_KEY", "e"),
             ("ECOMAIL_LIST_ID", "1"),
-            ("CONTACT_SYNC_MAPPING", concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/field-mapping.toml")),
+            (
+                "CONTACT_SYNC_MAPPING",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/field-mapping.toml"),
+            ),
         ]
         .into_iter()
         .collect()
@@ -146,7 +176,13 @@ mod tests {
     #[test]
     fn validate_accepts_a_full_configuration() {
         let config = Config::from_strings(&base());
-        assert!(config.as_ref().is_ok_and(|c| c.spotler.is_some() && c.ecomail.is_some()), "{:?}", config.err());
+        assert!(
+            config
+                .as_ref()
+                .is_ok_and(|c| c.spotler.is_some() && c.ecomail.is_some()),
+            "{:?}",
+            config.err()
+        );
     }
 
     #[test]

@@ -42,17 +42,24 @@ impl Handler for ContactSync {
         match message.kind.as_str() {
             "contact.changed" => match serde_json::from_value::<ContactChanged>(message.body.clone()) {
                 Ok(contact) => self.changed(&message, &contact).await,
-                Err(error) => Outcome::failed(FailureKind::Invalid, format!("body does not match contact.changed: {error}")),
+                Err(error) => Outcome::failed(
+                    FailureKind::Invalid,
+                    format!("body does not match contact.changed: {error}"),
+                ),
             },
             "contact.deleted" => match serde_json::from_value::<ContactDeleted>(message.body.clone()) {
                 Ok(deleted) => self.deleted(&message, &deleted).await,
-                Err(error) => Outcome::failed(FailureKind::Invalid, format!("body does not match contact.deleted: {error}")),
+                Err(error) => Outcome::failed(
+                    FailureKind::Invalid,
+                    format!("body does not match contact.deleted: {error}"),
+                ),
             },
             "contact.deactivated" => match serde_json::from_value::<ContactDeactivated>(message.body.clone()) {
                 Ok(deactivated) => self.deactivated(&message, &deactivated).await,
-                Err(error) => {
-                    Outcome::failed(FailureKind::Invalid, format!("body does not match contact.deactivated: {error}"))
-                }
+                Err(error) => Outcome::failed(
+                    FailureKind::Invalid,
+                    format!("body does not match contact.deactivated: {error}"),
+                ),
             },
             other => Outcome::failed(FailureKind::Invalid, format!("contact-sync does not handle `{other}`")),
         }
@@ -77,7 +84,14 @@ impl ContactSync {
         let mut outcome = Outcome::default();
         for (destination, result) in [(SPOTLER, spotler), (ECOMAIL, ecomail)] {
             if let Some(result) = result {
-                settle(&mut outcome, message, &contact.contact_id, destination, "upsert", result);
+                settle(
+                    &mut outcome,
+                    message,
+                    &contact.contact_id,
+                    destination,
+                    "upsert",
+                    result,
+                );
             }
         }
         outcome
@@ -107,7 +121,14 @@ impl ContactSync {
                 )),
                 Err(error) => Err(error),
             };
-            settle(&mut outcome, message, &deactivated.contact_id, SPOTLER, "inactivate", result);
+            settle(
+                &mut outcome,
+                message,
+                &deactivated.contact_id,
+                SPOTLER,
+                "inactivate",
+                result,
+            );
         }
         outcome
     }
@@ -123,7 +144,12 @@ impl ContactSync {
         let permissions: Vec<Value> = contact
             .permissions
             .iter()
-            .filter_map(|(name, enabled)| mapping.permissions.get(name).map(|bit| json!({"bit": bit, "enabled": enabled})))
+            .filter_map(|(name, enabled)| {
+                mapping
+                    .permissions
+                    .get(name)
+                    .map(|bit| json!({"bit": bit, "enabled": enabled}))
+            })
             .collect();
         if !permissions.is_empty() {
             properties.insert("permissions".to_owned(), Value::Array(permissions));
@@ -135,12 +161,23 @@ impl ContactSync {
             let existing = existing.map(|c| c.properties).unwrap_or_default();
             purchase_dates(&mut properties, &existing, first, last);
         }
-        client.insert_contact(&Contact { external_id: contact.contact_id.clone(), properties }, true).await
+        client
+            .insert_contact(
+                &Contact {
+                    external_id: contact.contact_id.clone(),
+                    properties,
+                },
+                true,
+            )
+            .await
     }
 
     async fn upsert_ecomail(&self, client: &EcomailClient, contact: &ContactChanged) -> DestinationResult {
         let mapping = &self.mapping.ecomail;
-        let mut subscriber = Subscriber { email: contact.email.clone(), ..Subscriber::default() };
+        let mut subscriber = Subscriber {
+            email: contact.email.clone(),
+            ..Subscriber::default()
+        };
         for (source, target) in &mapping.fields {
             if let Some(value) = source_value(contact, source) {
                 subscriber.fields.insert(target.clone(), value);
@@ -163,16 +200,26 @@ impl ContactSync {
             let existing = client.get_subscriber(&contact.email).await?;
             // Ecomail stores custom field names lowercased.
             let existing: BTreeMap<String, Value> = existing
-                .map(|s| s.custom_fields.into_iter().map(|(k, v)| (k.to_lowercase(), unwrap_date(v))).collect())
+                .map(|s| {
+                    s.custom_fields
+                        .into_iter()
+                        .map(|(k, v)| (k.to_lowercase(), unwrap_date(v)))
+                        .collect()
+                })
                 .unwrap_or_default();
             let lower = |name: Option<&String>| name.map(|n| n.to_lowercase());
-            let mut lowered: BTreeMap<String, Value> =
-                subscriber.custom_fields.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
+            let mut lowered: BTreeMap<String, Value> = subscriber
+                .custom_fields
+                .iter()
+                .map(|(k, v)| (k.to_lowercase(), v.clone()))
+                .collect();
             purchase_dates(&mut lowered, &existing, lower(first).as_ref(), lower(last).as_ref());
             for target in [first, last].into_iter().flatten() {
                 subscriber.custom_fields.remove(target);
                 if let Some(value) = lowered.get(&target.to_lowercase()) {
-                    subscriber.custom_fields.insert(target.clone(), json!({"value": value, "type": "date"}));
+                    subscriber
+                        .custom_fields
+                        .insert(target.clone(), json!({"value": value, "type": "date"}));
                 }
             }
         }
@@ -196,7 +243,13 @@ fn purchase_dates(
     first: Option<&String>,
     last: Option<&String>,
 ) {
-    let present = |name: &String| existing.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let present = |name: &String| {
+        existing
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     if let Some(first) = first
         && present(first).is_some()
     {
@@ -212,7 +265,8 @@ fn purchase_dates(
 }
 
 fn date(at: OffsetDateTime) -> String {
-    at.format(format_description!("[year]-[month]-[day]")).unwrap_or_default()
+    at.format(format_description!("[year]-[month]-[day]"))
+        .unwrap_or_default()
 }
 
 /// The value of a mapping source field, if the contact has it.
@@ -226,27 +280,62 @@ fn source_value(contact: &ContactChanged, source: &str) -> Option<Value> {
         "city" => text(&contact.city),
         "country" => text(&contact.country),
         "language" => text(&contact.language),
-        "first_purchase_date" | "last_purchase_date" => contact.order.as_ref().map(|o| Value::String(date(o.placed_at))),
-        other => other.strip_prefix("attributes.").and_then(|name| contact.attributes.get(name)).filter(|v| !v.is_null()).cloned(),
+        "first_purchase_date" | "last_purchase_date" => {
+            contact.order.as_ref().map(|o| Value::String(date(o.placed_at)))
+        }
+        other => other
+            .strip_prefix("attributes.")
+            .and_then(|name| contact.attributes.get(name))
+            .filter(|v| !v.is_null())
+            .cloned(),
     }
 }
 
 /// Adds the outcome of one destination: a result when it finished, a scoped failure when it
 /// must be retried (or parked), and both when it failed for good.
-fn settle(outcome: &mut Outcome, message: &Incoming, contact_id: &str, destination: &str, operation: &str, result: DestinationResult) {
+fn settle(
+    outcome: &mut Outcome,
+    message: &Incoming,
+    contact_id: &str,
+    destination: &str,
+    operation: &str,
+    result: DestinationResult,
+) {
     let scope = vec![destination.to_owned()];
     let (status, error, failure) = match result {
         Ok(()) => ("synced", None, None),
-        Err(CallError::Permanent(reason) | CallError::NotFound(reason)) => {
-            ("failed", Some(reason.clone()), Some(Failure { scope, kind: FailureKind::Permanent, reason }))
-        }
+        Err(CallError::Permanent(reason) | CallError::NotFound(reason)) => (
+            "failed",
+            Some(reason.clone()),
+            Some(Failure {
+                scope,
+                kind: FailureKind::Permanent,
+                reason,
+            }),
+        ),
         Err(CallError::Retriable(reason)) => {
-            let failure = Some(Failure { scope, kind: FailureKind::Retriable, reason: reason.clone() });
-            if message.last_attempt { ("failed", Some(reason), failure) } else { ("", None, failure) }
+            let failure = Some(Failure {
+                scope,
+                kind: FailureKind::Retriable,
+                reason: reason.clone(),
+            });
+            if message.last_attempt {
+                ("failed", Some(reason), failure)
+            } else {
+                ("", None, failure)
+            }
         }
         Err(CallError::RateLimited { retry_in }) => {
             let reason = format!("{destination} rate limited for {retry_in:?}");
-            ("", None, Some(Failure { scope, kind: FailureKind::RateLimited { retry_in }, reason }))
+            (
+                "",
+                None,
+                Some(Failure {
+                    scope,
+                    kind: FailureKind::RateLimited { retry_in },
+                    reason,
+                }),
+            )
         }
     };
     if !status.is_empty() {
@@ -278,7 +367,10 @@ mod tests {
     use super::*;
 
     fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, Value> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned()))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+            .collect()
     }
 
     fn check(existing: &[(&str, &str)], new_date: &str) -> BTreeMap<String, Value> {
@@ -290,13 +382,19 @@ mod tests {
 
     #[test]
     fn first_order_sets_both_dates() {
-        assert_eq!(check(&[], "2026-11-21"), props(&[("firstPurchaseDate", "2026-11-21"), ("lastPurchaseDate", "2026-11-21")]));
+        assert_eq!(
+            check(&[], "2026-11-21"),
+            props(&[("firstPurchaseDate", "2026-11-21"), ("lastPurchaseDate", "2026-11-21")])
+        );
     }
 
     #[test]
     fn later_order_moves_only_the_last_date() {
         let existing = [("firstPurchaseDate", "2026-01-01"), ("lastPurchaseDate", "2026-01-01")];
-        assert_eq!(check(&existing, "2026-11-21"), props(&[("lastPurchaseDate", "2026-11-21")]));
+        assert_eq!(
+            check(&existing, "2026-11-21"),
+            props(&[("lastPurchaseDate", "2026-11-21")])
+        );
     }
 
     #[test]

@@ -46,21 +46,39 @@ pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunErr
     let max_wait = config.spec.max_hold / 2;
     let spotler = match &config.spotler {
         Some(d) => {
-            let http = ProviderClient::new("spotler", d.base_url.clone(), &d.limits, config.replicas, max_wait, http_metrics.clone())
-                .map_err(RunError::Setup)?;
+            let http = ProviderClient::new(
+                "spotler",
+                d.base_url.clone(),
+                &d.limits,
+                config.replicas,
+                max_wait,
+                http_metrics.clone(),
+            )
+            .map_err(RunError::Setup)?;
             Some(SpotlerClient::new(http, d.config.clone()))
         }
         None => None,
     };
     let ecomail = match &config.ecomail {
         Some(d) => {
-            let http = ProviderClient::new("ecomail", d.base_url.clone(), &d.limits, config.replicas, max_wait, http_metrics.clone())
-                .map_err(RunError::Setup)?;
+            let http = ProviderClient::new(
+                "ecomail",
+                d.base_url.clone(),
+                &d.limits,
+                config.replicas,
+                max_wait,
+                http_metrics.clone(),
+            )
+            .map_err(RunError::Setup)?;
             Some(EcomailClient::new(http, d.config.clone()))
         }
         None => None,
     };
-    Ok(ContactSync { spotler, ecomail, mapping: config.mapping.clone() })
+    Ok(ContactSync {
+        spotler,
+        ecomail,
+        mapping: config.mapping.clone(),
+    })
 }
 
 /// Runs the worker until `shutdown` completes.

@@ -76,7 +76,9 @@ fn check_source(table: &str, source: &str) -> Result<(), String> {
     }
     if let Some(name) = source.strip_prefix("attributes.")
         && !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     {
         return Ok(());
     }
@@ -89,18 +91,28 @@ fn check_source(table: &str, source: &str) -> Result<(), String> {
 impl FieldMapping {
     /// Parses and validates mapping text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str) -> Result<Self, MappingError> {
-        let fail = |problem: String| MappingError { path: origin.to_owned(), problem };
+        let fail = |problem: String| MappingError {
+            path: origin.to_owned(),
+            problem,
+        };
         let mapping: Self = toml::from_str(text).map_err(|e| fail(e.to_string().trim().to_owned()))?;
         for source in mapping.spotler.properties.keys() {
             check_source("spotler.properties", source).map_err(fail)?;
         }
         if !mapping.spotler.properties.contains_key("email") {
-            return Err(fail("[spotler.properties] must map `email` (Spotler's duplicate prevention needs it)".to_owned()));
+            return Err(fail(
+                "[spotler.properties] must map `email` (Spotler's duplicate prevention needs it)".to_owned(),
+            ));
         }
-        for (table, map) in [("ecomail.fields", &mapping.ecomail.fields), ("ecomail.custom_fields", &mapping.ecomail.custom_fields)] {
+        for (table, map) in [
+            ("ecomail.fields", &mapping.ecomail.fields),
+            ("ecomail.custom_fields", &mapping.ecomail.custom_fields),
+        ] {
             for source in map.keys() {
                 if source == "email" {
-                    return Err(fail(format!("[{table}] must not map `email`: it is always sent as Ecomail's key")));
+                    return Err(fail(format!(
+                        "[{table}] must not map `email`: it is always sent as Ecomail's key"
+                    )));
                 }
                 check_source(table, source).map_err(fail)?;
             }
@@ -124,7 +136,9 @@ impl FieldMapping {
         }
         for (name, bit) in &mapping.spotler.permissions {
             if *bit == 0 {
-                return Err(fail(format!("[spotler.permissions] `{name}` has bit 0; Spotler permission bits start at 1")));
+                return Err(fail(format!(
+                    "[spotler.permissions] `{name}` has bit 0; Spotler permission bits start at 1"
+                )));
             }
         }
         Ok(mapping)
@@ -132,8 +146,10 @@ impl FieldMapping {
 
     /// Reads and validates a mapping file.
     pub fn load(path: &Path) -> Result<Self, MappingError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| MappingError { path: path.display().to_string(), problem: format!("cannot read it: {e}") })?;
+        let text = std::fs::read_to_string(path).map_err(|e| MappingError {
+            path: path.display().to_string(),
+            problem: format!("cannot read it: {e}"),
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 }
@@ -151,12 +167,17 @@ mod tests {
     #[test]
     fn validate_accepts_the_shipped_mapping() {
         let mapping = check(SHIPPED);
-        assert_eq!(mapping.map(|m| m.spotler.properties.get("first_name").cloned()), Ok(Some("firstName".to_owned())));
+        assert_eq!(
+            mapping.map(|m| m.spotler.properties.get("first_name").cloned()),
+            Ok(Some("firstName".to_owned()))
+        );
     }
 
     #[test]
     fn validate_rejects_unknown_source_field() {
-        let err = check("[spotler.properties]\nemail = \"email\"\nshoe_size = \"x\"\n[ecomail]\n").err().unwrap_or_default();
+        let err = check("[spotler.properties]\nemail = \"email\"\nshoe_size = \"x\"\n[ecomail]\n")
+            .err()
+            .unwrap_or_default();
         assert!(err.contains("shoe_size") && err.contains("spotler.properties"), "{err}");
     }
 

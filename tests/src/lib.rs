@@ -97,7 +97,7 @@ pub struct Harness {
     /// The worker's metrics registry.
     pub registry: Registry,
     stop: Option<oneshot::Sender<()>>,
-    worker: Option<JoinHandle<Result<(), contact_sync::RunError>>>,
+    worker: Option<JoinHandle<Result<(), mq::worker::RunError>>>,
 }
 
 /// The topology of contact-sync with the test tiers.
@@ -165,7 +165,7 @@ impl Harness {
     }
 
     /// Stops the in-process worker gracefully and returns its result.
-    pub async fn stop_worker(&mut self) -> Option<Result<(), contact_sync::RunError>> {
+    pub async fn stop_worker(&mut self) -> Option<Result<(), mq::worker::RunError>> {
         if let Some(stop) = self.stop.take() {
             let _sent = stop.send(());
         }

@@ -1,5 +1,7 @@
 //! Every message type Switchyard knows, with its schema.
 
+use std::sync::LazyLock;
+
 /// One message type at one version.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageSpec {
@@ -22,24 +24,25 @@ pub enum Direction {
     Result,
 }
 
+/// Builds a [`MessageSpec`] whose schema is `schemas/<kind>.v<version>.json`.
+#[macro_export]
 macro_rules! spec {
     ($kind:literal, $version:literal, $direction:ident) => {
-        MessageSpec {
+        $crate::catalog::MessageSpec {
             kind: $kind,
             version: $version,
             schema: include_str!(concat!("../../../schemas/", $kind, ".v", $version, ".json")),
-            direction: Direction::$direction,
+            direction: $crate::catalog::Direction::$direction,
         }
     };
 }
 
-/// All message types, inputs first.
-pub const CATALOG: &[MessageSpec] = &[
-    spec!("contact.changed", 1, Input),
-    spec!("contact.deleted", 1, Input),
-    spec!("contact.deactivated", 1, Input),
-    spec!("contact.synced", 1, Result),
-];
+/// All message types: each family module (`contact`, `loyalty`, `voucher`, `recommendation`,
+/// `inbound`) lists its own in `SPECS`.
+pub static CATALOG: LazyLock<Vec<MessageSpec>> = LazyLock::new(|| {
+    [crate::contact::SPECS, crate::loyalty::SPECS, crate::voucher::SPECS, crate::recommendation::SPECS, crate::inbound::SPECS]
+        .concat()
+});
 
 /// The spec of `kind`, if known.
 pub fn find(kind: &str) -> Option<&'static MessageSpec> {

@@ -11,7 +11,11 @@
 
 pub mod catalog;
 pub mod contact;
+pub mod inbound;
+pub mod loyalty;
+pub mod recommendation;
 pub mod validate;
+pub mod voucher;
 
 pub use catalog::{CATALOG, MessageSpec};
 pub use validate::{DEFAULT_MAX_BODY_BYTES, Invalid, Schemas};

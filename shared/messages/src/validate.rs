@@ -78,7 +78,7 @@ impl fmt::Debug for Schemas {
 impl Schemas {
     /// Compiles every schema in the catalog. Fails only if a bundled schema is broken.
     pub fn load(max_body: usize) -> Result<Self, String> {
-        Self::load_specs(CATALOG, max_body)
+        Self::load_specs(&CATALOG, max_body)
     }
 
     /// Compiles the given specs.

@@ -10,6 +10,7 @@
 //! - [`consumer`]: the consumer loop ([`consumer::run`]): manual acks, bounded prefetch,
 //!   validation before the handler, reconnects, graceful shutdown.
 //! - [`admin`]: what the `switchyard` CLI needs (publish, dead-letter inspection and replay).
+//! - [`worker`]: the settings and `main` skeleton every worker binary shares.
 //!
 //! Architecture invariant: handlers never ack. They return an [`Outcome`]; the runtime acks an
 //! input only after every message the outcome implies (results, retry copies, dead letters) has
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod publisher;
 pub mod topology;
+pub mod worker;
 
 pub use consumer::{Handler, Incoming, WorkerSpec, run};
 pub use metrics::MqMetrics;

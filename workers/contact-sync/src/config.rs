@@ -1,14 +1,12 @@
 //! contact-sync configuration, read once from a `Strings` source and validated.
 
-use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::Path;
 
-use mq::WorkerSpec;
+use mq::worker::Common;
 use provider_ecomail::EcomailConfig;
 use provider_spotler::SpotlerConfig;
-use settings::{ConfigError, MqConfig, ProviderLimits, Rate, Strings};
-use telemetry::LogConfig;
+use settings::{ConfigError, ProviderLimits, Rate, Strings};
 use url::Url;
 
 use crate::mapping::FieldMapping;
@@ -21,18 +19,8 @@ pub const ROUTING_KEYS: &[&str] = &["contact.changed", "contact.deleted", "conta
 /// Everything contact-sync needs, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Logging.
-    pub log: LogConfig,
-    /// `/metrics`, `/healthz`, `/readyz`.
-    pub metrics_addr: SocketAddr,
-    /// Broker.
-    pub mq: MqConfig,
-    /// Queue, retries, prefetch.
-    pub spec: WorkerSpec,
-    /// Replica count for quota splitting (`SWITCHYARD_REPLICAS`).
-    pub replicas: NonZeroU32,
-    /// Body size limit (`SWITCHYARD_MAX_BODY_BYTES`).
-    pub max_body: usize,
+    /// Settings every worker has.
+    pub common: Common,
     /// The field mapping (`CONTACT_SYNC_MAPPING`).
     pub mapping: FieldMapping,
     /// Spotler, when enabled.
@@ -124,17 +112,8 @@ impl Config {
         };
         let mapping_path = settings::path_or(strings, "CONTACT_SYNC_MAPPING", "config/field-mapping.toml")?;
         let mapping = load_mapping(&mapping_path)?;
-        let replicas = settings::parse(strings, "SWITCHYARD_REPLICAS", |s| {
-            s.parse::<NonZeroU32>().map_err(|_| "expected a whole number above 0")
-        })?
-        .unwrap_or(NonZeroU32::MIN);
         Ok(Self {
-            log: LogConfig::from_strings(strings)?,
-            metrics_addr: telemetry::metrics_addr(strings, "127.0.0.1:9464")?,
-            mq: MqConfig::from_strings(strings)?,
-            spec: WorkerSpec::from_strings(strings, WORKER, ROUTING_KEYS, 32)?,
-            replicas,
-            max_body: settings::parse_or(strings, "SWITCHYARD_MAX_BODY_BYTES", messages::DEFAULT_MAX_BODY_BYTES)?,
+            common: Common::from_strings(strings, WORKER, ROUTING_KEYS, 32)?,
             mapping,
             spotler,
             ecomail,

@@ -13,9 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use api_client::{HttpMetrics, ProviderClient};
-use messages::Schemas;
-use mq::MqMetrics;
-use mq::consumer::Context;
+use mq::worker::RunError;
 use prometheus::Registry;
 use provider_ecomail::EcomailClient;
 use provider_spotler::SpotlerClient;
@@ -28,29 +26,18 @@ pub mod mapping;
 pub use config::Config;
 pub use handler::ContactSync;
 
-/// Why the worker could not start or stopped abnormally.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// Building clients or metrics failed.
-    #[error("{0}")]
-    Setup(String),
-    /// The broker runtime gave up.
-    #[error(transparent)]
-    Mq(#[from] mq::MqError),
-}
-
 /// Builds the handler from the configuration.
 pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunError> {
     let http_metrics = HttpMetrics::register(registry).map_err(|e| RunError::Setup(e.to_string()))?;
-    // A call may wait for the rate budget for at most half the hold bound; longer waits park.
-    let max_wait = config.spec.max_hold / 2;
+    let max_wait = config.common.max_budget_wait();
+    let replicas = config.common.replicas;
     let spotler = match &config.spotler {
         Some(d) => {
             let http = ProviderClient::new(
                 "spotler",
                 d.base_url.clone(),
                 &d.limits,
-                config.replicas,
+                replicas,
                 max_wait,
                 http_metrics.clone(),
             )
@@ -65,7 +52,7 @@ pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunErr
                 "ecomail",
                 d.base_url.clone(),
                 &d.limits,
-                config.replicas,
+                replicas,
                 max_wait,
                 http_metrics.clone(),
             )
@@ -89,14 +76,5 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let handler = Arc::new(build(&config, registry)?);
-    let schemas = Schemas::load(config.max_body).map_err(RunError::Setup)?;
-    let context = Context {
-        mq: config.mq.clone(),
-        spec: config.spec.clone(),
-        schemas: Arc::new(schemas),
-        metrics: MqMetrics::register(registry).map_err(|e| RunError::Setup(e.to_string()))?,
-        health,
-    };
-    mq::run(context, handler, shutdown).await?;
-    Ok(())
+    mq::worker::run_handler(&config.common, handler, registry, health, shutdown).await
 }

@@ -1,0 +1,1 @@
+//! Bloomreach adapter (in progress).

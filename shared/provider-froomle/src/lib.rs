@@ -1,0 +1,1 @@
+//! Froomle adapter (in progress).

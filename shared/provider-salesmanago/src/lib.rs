@@ -1,0 +1,1 @@
+//! Salesmanago adapter (in progress).

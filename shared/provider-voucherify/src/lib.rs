@@ -1,0 +1,1 @@
+//! Voucherify adapter (in progress).

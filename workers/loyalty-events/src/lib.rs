@@ -1,0 +1,1 @@
+//! loyalty-events worker (in progress).

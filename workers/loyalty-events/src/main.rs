@@ -1,0 +1,3 @@
+//! loyalty-events binary (in progress).
+
+fn main() {}

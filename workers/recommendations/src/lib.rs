@@ -1,0 +1,1 @@
+//! recommendations worker (in progress).

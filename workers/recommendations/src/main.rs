@@ -1,0 +1,3 @@
+//! recommendations binary (in progress).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! voucher-events worker (in progress).

@@ -1,0 +1,3 @@
+//! voucher-events binary (in progress).
+
+fn main() {}

@@ -65,7 +65,11 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _printed = error.print();
-            return if error.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match run(cli, &Env).await {
@@ -73,7 +77,11 @@ async fn main() -> ExitCode {
         Err(error) if support::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("switchyard: {error:#}");
-            if support::is_usage(&error) { ExitCode::from(EXIT_USAGE) } else { ExitCode::FAILURE }
+            if support::is_usage(&error) {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -4,7 +4,8 @@
 //! `{"type": "...", "message_id": "...", "correlation_id": "...", "body": {...}}` (an object with
 //! a `body` key and no keys besides those four). The type comes from, in order: `--type`, the
 //! envelope's `type`, the parent directory's name when the file lives under `examples/<type>/`
-//! or in a directory named after a known message type.
+//! or in a directory named after a known message type, or the file name `<type>.<anything>.json`
+//! of a file in an `invalid/` directory (as in `schemas/invalid/`).
 
 use std::path::{Path, PathBuf};
 
@@ -43,19 +44,41 @@ pub(crate) fn parse_envelope(bytes: &[u8]) -> Result<Option<Envelope>, String> {
     let message_id = text("message_id")?;
     let correlation_id = text("correlation_id")?;
     let body = object.remove("body").unwrap_or(Value::Null);
-    Ok(Some(Envelope { kind, message_id, correlation_id, body }))
+    Ok(Some(Envelope {
+        kind,
+        message_id,
+        correlation_id,
+        body,
+    }))
+}
+
+/// The `<key>` of a file named `<key>.<anything>.json`.
+pub(crate) fn key_from_file_name(name: &str) -> Option<&str> {
+    let (key, rest) = name.strip_suffix(".json")?.rsplit_once('.')?;
+    (!key.is_empty() && !rest.is_empty()).then_some(key)
 }
 
 /// The message type implied by where `path` lives, if any.
 pub(crate) fn type_from_path(path: &Path) -> Option<String> {
     let parent = path.parent()?;
     let name = parent.file_name()?.to_str()?;
-    let under_examples = parent.parent().and_then(Path::file_name).is_some_and(|g| g == "examples");
+    if name == "invalid" {
+        // `schemas/invalid/<type>.<what is wrong>.json`
+        return key_from_file_name(path.file_name()?.to_str()?).map(str::to_owned);
+    }
+    let under_examples = parent
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|g| g == "examples");
     (under_examples || messages::catalog::find(name).is_some()).then(|| name.to_owned())
 }
 
 /// The message type: `--type`, else the envelope's, else from the path.
-pub(crate) fn resolve_type(flag: Option<&str>, envelope: Option<&Envelope>, path: Option<&Path>) -> Result<String, String> {
+pub(crate) fn resolve_type(
+    flag: Option<&str>,
+    envelope: Option<&Envelope>,
+    path: Option<&Path>,
+) -> Result<String, String> {
     flag.map(str::to_owned)
         .or_else(|| envelope.and_then(|e| e.kind.clone()))
         .or_else(|| path.and_then(type_from_path))
@@ -85,11 +108,21 @@ pub(crate) fn prepare(bytes: Vec<u8>, flag_type: Option<&str>, path: Option<&Pat
         Some(envelope) => {
             let kind = resolve_type(flag_type, Some(&envelope), path)?;
             let body = serde_json::to_vec(&envelope.body).map_err(|e| format!("cannot encode the body: {e}"))?;
-            Ok(Prepared { kind, message_id: envelope.message_id, correlation_id: envelope.correlation_id, body })
+            Ok(Prepared {
+                kind,
+                message_id: envelope.message_id,
+                correlation_id: envelope.correlation_id,
+                body,
+            })
         }
         None => {
             let kind = resolve_type(flag_type, None, path)?;
-            Ok(Prepared { kind, message_id: None, correlation_id: None, body: bytes })
+            Ok(Prepared {
+                kind,
+                message_id: None,
+                correlation_id: None,
+                body: bytes,
+            })
         }
     }
 }
@@ -128,24 +161,48 @@ mod tests {
     #[test]
     fn type_flag_wins_over_envelope_and_directory() {
         let envelope = r#"{"type": "contact.deleted", "body": {}}"#;
-        assert_eq!(check_type(Some("contact.changed"), envelope, "schemas/examples/x/a.json"), Ok("contact.changed".into()));
+        assert_eq!(
+            check_type(Some("contact.changed"), envelope, "schemas/examples/x/a.json"),
+            Ok("contact.changed".into())
+        );
     }
 
     #[test]
     fn envelope_type_wins_over_directory() {
         let envelope = r#"{"type": "contact.deleted", "body": {}}"#;
-        assert_eq!(check_type(None, envelope, "schemas/examples/contact.changed/a.json"), Ok("contact.deleted".into()));
+        assert_eq!(
+            check_type(None, envelope, "schemas/examples/contact.changed/a.json"),
+            Ok("contact.deleted".into())
+        );
     }
 
     #[test]
     fn examples_directory_names_the_type() {
-        assert_eq!(check_type(None, "{}", "schemas/examples/contact.changed/a.json"), Ok("contact.changed".into()));
-        assert_eq!(check_type(None, "{}", "/abs/examples/anything.new/a.json"), Ok("anything.new".into()));
+        assert_eq!(
+            check_type(None, "{}", "schemas/examples/contact.changed/a.json"),
+            Ok("contact.changed".into())
+        );
+        assert_eq!(
+            check_type(None, "{}", "/abs/examples/anything.new/a.json"),
+            Ok("anything.new".into())
+        );
     }
 
     #[test]
     fn directory_named_after_a_known_type_names_the_type() {
-        assert_eq!(check_type(None, "{}", "samples/contact.deleted/a.json"), Ok("contact.deleted".into()));
+        assert_eq!(
+            check_type(None, "{}", "samples/contact.deleted/a.json"),
+            Ok("contact.deleted".into())
+        );
+    }
+
+    #[test]
+    fn invalid_directory_file_name_names_the_type() {
+        assert_eq!(
+            check_type(None, "{}", "schemas/invalid/contact.changed.bad-email.json"),
+            Ok("contact.changed".into())
+        );
+        assert!(check_type(None, "{}", "schemas/invalid/nokey.json").is_err());
     }
 
     #[test]
@@ -180,7 +237,9 @@ mod tests {
 
     #[test]
     fn envelope_with_a_non_string_id_is_refused() {
-        let error = parse_envelope(br#"{"type": "a", "message_id": 5, "body": {}}"#).err().unwrap_or_default();
+        let error = parse_envelope(br#"{"type": "a", "message_id": 5, "body": {}}"#)
+            .err()
+            .unwrap_or_default();
         assert!(error.contains("message_id"), "{error}");
     }
 

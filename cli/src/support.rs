@@ -31,9 +31,11 @@ pub(crate) fn is_usage(error: &anyhow::Error) -> bool {
 
 /// Whether `error` is stdout closed under us (`switchyard dlq list | head`): not a failure.
 pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The environment with `SWITCHYARD_NAMESPACE` replaced by `--namespace` when it is given.
@@ -72,7 +74,9 @@ pub(crate) fn parse_namespace(raw: &str) -> Result<String, String> {
 /// Reads the broker settings and connects.
 pub(crate) async fn connect(strings: &dyn Strings) -> anyhow::Result<Admin> {
     let config = MqConfig::from_strings(strings)?;
-    Admin::connect(&config).await.context("connecting to the broker (AMQP_URL)")
+    Admin::connect(&config)
+        .await
+        .context("connecting to the broker (AMQP_URL)")
 }
 
 /// Formats rows as a left-aligned table with a header line; the last column is not padded.
@@ -142,7 +146,10 @@ mod tests {
     #[test]
     fn table_aligns_columns_and_leaves_the_last_unpadded() {
         let rows = vec![vec!["a".to_owned(), "long value".to_owned(), "x".to_owned()]];
-        assert_eq!(table(&["first", "b", "c"], &rows), "first  b           c\na      long value  x\n");
+        assert_eq!(
+            table(&["first", "b", "c"], &rows),
+            "first  b           c\na      long value  x\n"
+        );
     }
 
     #[test]

@@ -17,8 +17,10 @@ pub(crate) struct KnownWorker {
 }
 
 /// Every worker the CLI manages.
-pub(crate) const KNOWN_WORKERS: &[KnownWorker] =
-    &[KnownWorker { name: contact_sync::config::WORKER, routing_keys: contact_sync::config::ROUTING_KEYS }];
+pub(crate) const KNOWN_WORKERS: &[KnownWorker] = &[KnownWorker {
+    name: contact_sync::config::WORKER,
+    routing_keys: contact_sync::config::ROUTING_KEYS,
+}];
 
 /// Prefetch passed to [`WorkerSpec::from_strings`]; the CLI does not consume, so it is unused.
 const DEFAULT_PREFETCH: u16 = 32;
@@ -78,7 +80,10 @@ pub(crate) fn topic_matches(pattern: &str, routing_key: &str) -> bool {
 
 /// How many of `workers` have a work queue bound for `routing_key`.
 pub(crate) fn consumers_of(workers: &[KnownWorker], routing_key: &str) -> usize {
-    workers.iter().filter(|w| w.routing_keys.iter().any(|p| topic_matches(p, routing_key))).count()
+    workers
+        .iter()
+        .filter(|w| w.routing_keys.iter().any(|p| topic_matches(p, routing_key)))
+        .count()
 }
 
 #[cfg(test)]
@@ -113,7 +118,10 @@ mod tests {
         let env: HashMap<&str, &str> = [("SWITCHYARD_RETRY_TIERS", "1s,5s"), ("SWITCHYARD_DELIVERY_LIMIT", "7")].into();
         let topologies = topologies(&env, &select(&[]).unwrap_or_default()).unwrap_or_default();
         let first = topologies.first();
-        assert_eq!(first.map(|t| t.tiers.clone()), Some(vec![Duration::from_secs(1), Duration::from_secs(5)]));
+        assert_eq!(
+            first.map(|t| t.tiers.clone()),
+            Some(vec![Duration::from_secs(1), Duration::from_secs(5)])
+        );
         assert_eq!(first.map(|t| t.delivery_limit), Some(7));
     }
 
@@ -121,7 +129,10 @@ mod tests {
     fn bad_tiers_name_the_variable() {
         let env: HashMap<&str, &str> = [("SWITCHYARD_RETRY_TIERS", "10s,1s")].into();
         let error = topologies(&env, &select(&[]).unwrap_or_default()).err();
-        assert_eq!(error.map(|e| e.variable().to_owned()), Some("SWITCHYARD_RETRY_TIERS".to_owned()));
+        assert_eq!(
+            error.map(|e| e.variable().to_owned()),
+            Some("SWITCHYARD_RETRY_TIERS".to_owned())
+        );
     }
 
     #[test]

@@ -128,6 +128,32 @@ async fn second_order_moves_last_purchase_date_but_not_first() {
 }
 
 #[tokio::test]
+async fn orders_for_one_contact_handled_together_keep_the_right_dates() {
+    let h = Harness::start("orders-burst", &[]).await;
+    let mut results = Vec::new();
+    // Published back to back: both are in flight at once (prefetch 32), newest first.
+    h.publish(
+        "contact.changed",
+        &with_order(contact("shop-11", "b@example.nl"), "o-2", "2026-11-21T09:00:00Z"),
+    )
+    .await;
+    h.publish(
+        "contact.changed",
+        &with_order(contact("shop-11", "b@example.nl"), "o-1", "2026-03-01T09:00:00Z"),
+    )
+    .await;
+    h.wait_results(&mut results, 4, T).await;
+    let spotler = h
+        .sandbox
+        .state
+        .spotler_contact("shop-11")
+        .unwrap_or_else(|| panic!("not in Spotler"));
+    assert_eq!(spotler.properties["firstPurchaseDate"], "2026-03-01");
+    assert_eq!(spotler.properties["lastPurchaseDate"], "2026-11-21");
+    h.finish().await;
+}
+
+#[tokio::test]
 async fn invalid_inputs_are_dead_lettered_with_class_and_path_and_no_provider_call() {
     let h = Harness::start("invalid", &[("SWITCHYARD_MAX_BODY_BYTES", "4096")]).await;
     // Schema violation.

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use crate::locks::KeyedLocks;
 use crate::mapping::FieldMapping;
 
 /// Destination names (scope values and `contact.synced` destinations).
@@ -32,6 +33,8 @@ pub struct ContactSync {
     pub ecomail: Option<EcomailClient>,
     /// The field mapping.
     pub mapping: FieldMapping,
+    /// One message per contact at a time in this process (read-modify-write of dates).
+    pub contacts: KeyedLocks,
 }
 
 /// The result of one destination.
@@ -68,6 +71,7 @@ impl Handler for ContactSync {
 
 impl ContactSync {
     async fn changed(&self, message: &Incoming, contact: &ContactChanged) -> Outcome {
+        let _contact = self.contacts.lock(&contact.contact_id).await;
         let spotler = async {
             match &self.spotler {
                 Some(client) if message.wants(SPOTLER) => Some(self.upsert_spotler(client, contact).await),
@@ -235,30 +239,35 @@ fn unwrap_date(value: Value) -> Value {
 }
 
 /// Applies the purchase-date rules to `properties` (which holds the new order's date under
-/// both names): the first purchase date is only sent when the destination has none; the last
-/// purchase date never moves backwards.
+/// both names). The first purchase date is set when the destination has none and never moves
+/// later: a stored date is only replaced by an earlier one, which happens only when an older
+/// order arrives after a newer one. The last purchase date never moves earlier. Both rules
+/// converge to the right values whatever order the messages are handled in.
 fn purchase_dates(
     properties: &mut BTreeMap<String, Value>,
     existing: &BTreeMap<String, Value>,
     first: Option<&String>,
     last: Option<&String>,
 ) {
-    let present = |name: &String| {
+    let stored = |name: &String| {
         existing
             .get(name)
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
+    let new = |properties: &BTreeMap<String, Value>, name: &String| {
+        properties.get(name).and_then(Value::as_str).map(str::to_owned)
+    };
     if let Some(first) = first
-        && present(first).is_some()
+        && let (Some(current), Some(new)) = (stored(first), new(properties, first))
+        && current <= new
     {
         properties.remove(first);
     }
     if let Some(last) = last
-        && let Some(current) = present(last)
-        && let Some(new) = properties.get(last).and_then(Value::as_str)
-        && current.as_str() > new
+        && let (Some(current), Some(new)) = (stored(last), new(properties, last))
+        && current >= new
     {
         properties.remove(last);
     }
@@ -398,8 +407,23 @@ mod tests {
     }
 
     #[test]
-    fn late_arriving_older_order_changes_nothing() {
+    fn late_arriving_order_between_first_and_last_changes_nothing() {
         let existing = [("firstPurchaseDate", "2026-01-01"), ("lastPurchaseDate", "2026-12-01")];
         assert_eq!(check(&existing, "2026-11-21"), props(&[]));
+    }
+
+    #[test]
+    fn late_arriving_order_older_than_the_stored_first_moves_it_earlier() {
+        let existing = [("firstPurchaseDate", "2026-03-01"), ("lastPurchaseDate", "2026-11-21")];
+        assert_eq!(
+            check(&existing, "2026-01-15"),
+            props(&[("firstPurchaseDate", "2026-01-15")])
+        );
+    }
+
+    #[test]
+    fn repeated_order_sends_no_dates() {
+        let existing = [("firstPurchaseDate", "2026-03-01"), ("lastPurchaseDate", "2026-03-01")];
+        assert_eq!(check(&existing, "2026-03-01"), props(&[]));
     }
 }

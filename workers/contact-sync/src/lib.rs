@@ -21,6 +21,7 @@ use telemetry::Health;
 
 pub mod config;
 pub mod handler;
+pub mod locks;
 pub mod mapping;
 
 pub use config::Config;
@@ -65,6 +66,7 @@ pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunErr
         spotler,
         ecomail,
         mapping: config.mapping.clone(),
+        contacts: Default::default(),
     })
 }
 

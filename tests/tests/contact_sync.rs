@@ -316,6 +316,42 @@ async fn a_429_with_retry_after_delays_without_spending_attempts() {
 }
 
 #[tokio::test]
+async fn a_long_retry_after_parks_the_message_instead_of_holding_it() {
+    // The worker may hold a delivery 2 s (budget wait 1 s); the vendor asks for 3 s.
+    let h = Harness::start(
+        "park",
+        &[
+            ("CONTACT_SYNC_DESTINATIONS", "spotler"),
+            ("SWITCHYARD_MAX_HOLD", "2s"),
+            ("SWITCHYARD_MAX_ATTEMPTS", "1"),
+        ],
+    )
+    .await;
+    let fault = Fault::forced(429, 1).with_retry_after(3);
+    h.sandbox
+        .state
+        .set_fault(Provider::Spotler, fault)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.publish("contact.changed", &contact("shop-12", "park@example.com"))
+        .await;
+    let mut results = Vec::new();
+    h.wait_results(&mut results, 1, T).await;
+    assert_eq!(statuses(&results, "spotler"), ["synced"]);
+    assert!(
+        h.metric("switchyard_messages_total", &[("outcome", "parked")]) >= 1.0,
+        "the delivery was parked, not held"
+    );
+    assert!(
+        h.dead_letters().await.is_empty(),
+        "parking spends no attempt, even with one allowed"
+    );
+    let calls = h.sandbox.state.calls(Provider::Spotler);
+    let statuses: Vec<u16> = calls.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [429, 204], "no call while the destination is paused");
+    h.finish().await;
+}
+
+#[tokio::test]
 async fn exhausted_retries_dead_letter_as_exhausted() {
     let h = Harness::start("exhaust", &[("CONTACT_SYNC_DESTINATIONS", "spotler")]).await;
     h.sandbox

@@ -65,6 +65,8 @@ pub struct ProviderClient {
     budget: Arc<Budget>,
     metrics: HttpMetrics,
     max_wait: Duration,
+    limits: ProviderLimits,
+    replicas: NonZeroU32,
 }
 
 static CRYPTO: Once = Once::new();
@@ -97,14 +99,36 @@ impl ProviderClient {
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client for {provider}: {}", e.without_url()))?;
+        let budget = Budget::new(limits, replicas).observe(metrics.clone(), provider);
         Ok(Self {
             provider,
             http,
             base,
-            budget: Arc::new(Budget::new(limits, replicas)),
+            budget: Arc::new(budget),
             metrics,
             max_wait,
+            limits: limits.clone(),
+            replicas,
         })
+    }
+
+    /// Shares this destination's budget with every replica through Redis, under
+    /// `<key_prefix>:<provider>` (e.g. `switchyard:<namespace>:budget:voucherify`). Every
+    /// client of the same provider account must use the same prefix.
+    pub fn with_shared_budget(mut self, connection: redis::aio::ConnectionManager, key_prefix: &str) -> Self {
+        let key = format!("{key_prefix}:{}", self.provider);
+        let budget =
+            Budget::shared(&self.limits, self.replicas, connection, &key).observe(self.metrics.clone(), self.provider);
+        self.budget = Arc::new(budget);
+        self
+    }
+
+    /// Shares the budget through Redis when a connection is given, else keeps it per replica.
+    pub fn shared_if(self, connection: Option<&redis::aio::ConnectionManager>, key_prefix: &str) -> Self {
+        match connection {
+            Some(connection) => self.with_shared_budget(connection.clone(), key_prefix),
+            None => self,
+        }
     }
 
     /// The provider label.
@@ -181,7 +205,7 @@ impl ProviderClient {
             };
             let status = response.status();
             let headers = response.headers().clone();
-            self.observe_vendor_budget(&headers);
+            self.observe_vendor_budget(&headers).await;
             let body = match response.bytes().await {
                 Ok(body) => body,
                 Err(error) => {
@@ -241,7 +265,7 @@ impl ProviderClient {
 
     /// Voucherify-style `X-Rate-Limit-Remaining: 0` + `X-Rate-Limit-Retry: <epoch s>` pauses
     /// the destination before the vendor has to refuse a call.
-    fn observe_vendor_budget(&self, headers: &HeaderMap) {
+    async fn observe_vendor_budget(&self, headers: &HeaderMap) {
         let remaining = headers
             .get("x-rate-limit-remaining")
             .and_then(|v| v.to_str().ok())
@@ -256,7 +280,7 @@ impl ProviderClient {
         if let Some(retry_at) = retry_at {
             let now_unix = time::OffsetDateTime::now_utc().unix_timestamp();
             let wait = Duration::from_secs(u64::try_from(retry_at - now_unix).unwrap_or(0));
-            self.budget.pause_until(Instant::now() + wait);
+            self.budget.pause_for(wait).await;
             self.metrics
                 .rate_limited
                 .with_label_values(&[self.provider, "vendor"])

@@ -1,6 +1,6 @@
 //! Provider-call metrics, shared by every client of one process.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// Metrics of provider calls. Labels: provider, operation (a fixed name per endpoint),
 /// status class (`2xx`, `4xx`, `429`, `5xx`, `network`, `timeout`).
@@ -17,6 +17,17 @@ pub struct HttpMetrics {
     pub rate_limited: IntCounterVec,
     /// `switchyard_provider_auth_failures_total{provider}`: 401/403, i.e. bad credentials.
     pub auth_failures: IntCounterVec,
+    /// `switchyard_rate_limit_quota{provider,window}`: the configured calls per window.
+    pub quota: IntGaugeVec,
+    /// `switchyard_rate_limit_admitted_total{provider}`: calls the budget let through. With the
+    /// quota this gives the remaining budget per window:
+    /// `quota - sum(increase(admitted[window]))`.
+    pub admitted: IntCounterVec,
+    /// `switchyard_rate_limit_pauses_total{provider}`: vendor feedback paused the destination.
+    pub pauses: IntCounterVec,
+    /// `switchyard_rate_limit_fallback{provider}`: 1 while Redis is unreachable and this
+    /// replica uses its own share of the quota.
+    pub fallback: IntGaugeVec,
 }
 
 impl HttpMetrics {
@@ -57,12 +68,41 @@ impl HttpMetrics {
                 ),
                 &["provider"],
             )?,
+            quota: IntGaugeVec::new(
+                Opts::new("switchyard_rate_limit_quota", "Configured calls per window."),
+                &["provider", "window"],
+            )?,
+            admitted: IntCounterVec::new(
+                Opts::new(
+                    "switchyard_rate_limit_admitted_total",
+                    "Calls the rate budget let through.",
+                ),
+                &["provider"],
+            )?,
+            pauses: IntCounterVec::new(
+                Opts::new(
+                    "switchyard_rate_limit_pauses_total",
+                    "Times vendor feedback paused the destination.",
+                ),
+                &["provider"],
+            )?,
+            fallback: IntGaugeVec::new(
+                Opts::new(
+                    "switchyard_rate_limit_fallback",
+                    "1 while Redis is unreachable and the replica uses its own share.",
+                ),
+                &["provider"],
+            )?,
         };
         registry.register(Box::new(metrics.requests.clone()))?;
         registry.register(Box::new(metrics.duration.clone()))?;
         registry.register(Box::new(metrics.wait.clone()))?;
         registry.register(Box::new(metrics.rate_limited.clone()))?;
         registry.register(Box::new(metrics.auth_failures.clone()))?;
+        registry.register(Box::new(metrics.quota.clone()))?;
+        registry.register(Box::new(metrics.admitted.clone()))?;
+        registry.register(Box::new(metrics.pauses.clone()))?;
+        registry.register(Box::new(metrics.fallback.clone()))?;
         Ok(metrics)
     }
 }

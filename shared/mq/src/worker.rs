@@ -14,9 +14,9 @@ use prometheus::Registry;
 use settings::{ConfigError, EXIT_USAGE, MqConfig, Strings};
 use telemetry::{Health, LogConfig};
 
+use crate::MqError;
 use crate::consumer::{Context, Handler, WorkerSpec};
 use crate::metrics::MqMetrics;
-use crate::MqError;
 
 /// Settings every worker has.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct Common {
     pub replicas: NonZeroU32,
     /// Body size limit (`SWITCHYARD_MAX_BODY_BYTES`).
     pub max_body: usize,
+    /// Shared quota and idempotency store (`REDIS_URL`); `None` keeps state in the process.
+    pub redis_url: Option<String>,
 }
 
 impl Common {
@@ -54,7 +56,25 @@ impl Common {
             spec: WorkerSpec::from_strings(strings, worker, routing_keys, default_prefetch)?,
             replicas,
             max_body: settings::parse_or(strings, "SWITCHYARD_MAX_BODY_BYTES", messages::DEFAULT_MAX_BODY_BYTES)?,
+            redis_url: settings::parse(strings, "REDIS_URL", |s| {
+                if s.starts_with("redis://") || s.starts_with("rediss://") || s.starts_with("redis+unix://") {
+                    Ok(s.to_owned())
+                } else {
+                    Err("expected a URL such as `redis://127.0.0.1:6379/`")
+                }
+            })?,
         })
+    }
+
+    /// The Redis key prefix of shared rate budgets: `switchyard:<namespace>:budget`. Every
+    /// worker calling the same provider account shares the budget under it.
+    pub fn budget_key_prefix(&self) -> String {
+        let namespace = if self.mq.namespace.is_empty() {
+            "default"
+        } else {
+            &self.mq.namespace
+        };
+        format!("switchyard:{namespace}:budget")
     }
 
     /// The longest a provider call may wait for its rate budget before the message parks:
@@ -98,7 +118,12 @@ pub async fn run_handler<H: Handler>(
 /// The body of every worker's `main`: reports an invalid configuration (exit 64), sets up
 /// logging and the operations endpoint, runs until SIGTERM/SIGINT, and maps the result to an
 /// exit code (0 after a graceful stop).
-pub async fn main<C, F, Fut, E>(name: &str, config: Result<C, ConfigError>, common: impl Fn(&C) -> &Common, run: F) -> ExitCode
+pub async fn main<C, F, Fut, E>(
+    name: &str,
+    config: Result<C, ConfigError>,
+    common: impl Fn(&C) -> &Common,
+    run: F,
+) -> ExitCode
 where
     F: FnOnce(C, Registry, Health) -> Fut,
     Fut: Future<Output = Result<(), E>>,

@@ -314,12 +314,29 @@ impl fmt::Display for Rate {
     }
 }
 
+/// Parses one or more comma-separated windows, e.g. `10/s,5000/h`.
+pub fn parse_windows(raw: &str) -> Result<Vec<Rate>, String> {
+    let mut windows: Vec<Rate> = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let rate: Rate = part.parse()?;
+        if windows.iter().any(|w| w.per == rate.per) {
+            return Err(format!("`{raw}` names the {} window twice", format_duration(rate.per)));
+        }
+        windows.push(rate);
+    }
+    if windows.is_empty() {
+        return Err("no window given; e.g. `10/s` or `10/s,5000/h`".to_owned());
+    }
+    windows.sort_by_key(|w| w.per);
+    Ok(windows)
+}
+
 /// Per-provider HTTP and rate-limit settings: `<P>_RATE`, `<P>_BURST`, `<P>_CONCURRENCY`,
 /// `<P>_TIMEOUT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderLimits {
-    /// The quota.
-    pub rate: Rate,
+    /// The quota: one or more windows (`10/s,5000/h`), shortest first. A call must fit in all.
+    pub windows: Vec<Rate>,
     /// Burst size; `None` lets the limiter pick the largest safe burst.
     pub burst: Option<NonZeroU32>,
     /// Maximum calls in flight.
@@ -336,7 +353,7 @@ impl ProviderLimits {
         default_rate: Rate,
         default_concurrency: u32,
     ) -> Result<Self, ConfigError> {
-        let rate = parse(strings, &format!("{prefix}_RATE"), Rate::from_str)?.unwrap_or(default_rate);
+        let windows = parse(strings, &format!("{prefix}_RATE"), parse_windows)?.unwrap_or_else(|| vec![default_rate]);
         let burst = parse(strings, &format!("{prefix}_BURST"), |s| {
             s.parse::<NonZeroU32>().map_err(|_| "expected a whole number above 0")
         })?;
@@ -346,15 +363,15 @@ impl ProviderLimits {
         .unwrap_or(NonZeroU32::new(default_concurrency).unwrap_or(NonZeroU32::MIN));
         let timeout = duration_or(strings, &format!("{prefix}_TIMEOUT"), Duration::from_secs(10))?;
         if let Some(burst) = burst
-            && burst > rate.count
+            && let Some(rate) = windows.iter().find(|w| burst > w.count)
         {
             return Err(ConfigError::invalid(
                 &format!("{prefix}_BURST"),
-                format!("{burst} is larger than the quota {rate}; a burst can never exceed the quota"),
+                format!("{burst} is larger than the quota {rate}; a burst can never exceed a window's quota"),
             ));
         }
         Ok(Self {
-            rate,
+            windows,
             burst,
             concurrency,
             timeout,
@@ -406,7 +423,18 @@ mod tests {
     fn validate_accepts_provider_defaults() {
         let default: Rate = "10/s".parse().unwrap_or_else(|_| unreachable!());
         let limits = ProviderLimits::from_strings(&env(&[]), "ACME", default, 4);
-        assert_eq!(limits.map(|l| (l.rate, l.concurrency.get())), Ok((default, 4)));
+        assert_eq!(limits.map(|l| (l.windows, l.concurrency.get())), Ok((vec![default], 4)));
+    }
+
+    #[test]
+    fn windows_parse_sorted_and_reject_duplicates() {
+        let windows = parse_windows("5000/h, 10/s");
+        assert_eq!(
+            windows.map(|w| w.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            Ok(vec!["10/s".to_owned(), "5000/h".to_owned()])
+        );
+        assert!(parse_windows("10/s,20/s").is_err());
+        assert!(parse_windows("").is_err());
     }
 
     #[test]

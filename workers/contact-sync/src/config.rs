@@ -112,8 +112,19 @@ impl Config {
         };
         let mapping_path = settings::path_or(strings, "CONTACT_SYNC_MAPPING", "config/field-mapping.toml")?;
         let mapping = load_mapping(&mapping_path)?;
+        // Prefetch follows the providers' concurrency: a message holds a call slot at each
+        // destination, so more deliveries than the widest destination admits would only wait.
+        let widest = [
+            spotler.as_ref().map(|d| d.limits.concurrency),
+            ecomail.as_ref().map(|d| d.limits.concurrency),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .map_or(8, NonZeroU32::get);
+        let default_prefetch = u16::try_from(widest).unwrap_or(u16::MAX);
         Ok(Self {
-            common: Common::from_strings(strings, WORKER, ROUTING_KEYS, 32)?,
+            common: Common::from_strings(strings, WORKER, ROUTING_KEYS, default_prefetch)?,
             mapping,
             spotler,
             ecomail,
@@ -192,6 +203,29 @@ mod tests {
         let mut strings = base();
         strings.insert("CONTACT_SYNC_MAPPING", "/nonexistent/mapping.toml");
         assert_eq!(variable_of(&strings), Some("CONTACT_SYNC_MAPPING".into()));
+    }
+
+    #[test]
+    fn prefetch_follows_the_widest_destination() {
+        let mut strings = base();
+        strings.insert("ECOMAIL_CONCURRENCY", "3");
+        strings.insert("SPOTLER_CONCURRENCY", "5");
+        assert_eq!(
+            Config::from_strings(&strings).map(|c| c.common.spec.prefetch).ok(),
+            Some(5)
+        );
+        strings.insert("SWITCHYARD_PREFETCH", "50");
+        assert_eq!(
+            Config::from_strings(&strings).map(|c| c.common.spec.prefetch).ok(),
+            Some(50)
+        );
+    }
+
+    #[test]
+    fn validate_rejects_a_non_redis_url() {
+        let mut strings = base();
+        strings.insert("REDIS_URL", "http://127.0.0.1:6379");
+        assert_eq!(variable_of(&strings), Some("REDIS_URL".into()));
     }
 
     #[test]

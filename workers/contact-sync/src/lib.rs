@@ -32,6 +32,14 @@ pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunErr
     let http_metrics = HttpMetrics::register(registry).map_err(|e| RunError::Setup(e.to_string()))?;
     let max_wait = config.common.max_budget_wait();
     let replicas = config.common.replicas;
+    let redis = config
+        .common
+        .redis_url
+        .as_deref()
+        .map(api_client::shared::connect_lazy)
+        .transpose()
+        .map_err(RunError::Setup)?;
+    let budget_key = config.common.budget_key_prefix();
     let spotler = match &config.spotler {
         Some(d) => {
             let http = ProviderClient::new(
@@ -42,7 +50,8 @@ pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunErr
                 max_wait,
                 http_metrics.clone(),
             )
-            .map_err(RunError::Setup)?;
+            .map_err(RunError::Setup)?
+            .shared_if(redis.as_ref(), &budget_key);
             Some(SpotlerClient::new(http, d.config.clone()))
         }
         None => None,
@@ -57,7 +66,8 @@ pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunErr
                 max_wait,
                 http_metrics.clone(),
             )
-            .map_err(RunError::Setup)?;
+            .map_err(RunError::Setup)?
+            .shared_if(redis.as_ref(), &budget_key);
             Some(EcomailClient::new(http, d.config.clone()))
         }
         None => None,

@@ -187,6 +187,8 @@ fn letter_json(letter: &DeadLetter) -> Value {
         "original_routing_key": letter.original_routing_key,
         "scope": letter.scope,
         "failed_at": letter.failed_at,
+        "worker": letter.worker,
+        "correlation_id": letter.correlation_id,
         "body": body_value(&letter.body),
     })
 }
@@ -230,6 +232,8 @@ pub(crate) fn letter_details(queue: &str, letter: &DeadLetter) -> String {
         ("original-routing-key", or_dash(letter.original_routing_key.as_deref())),
         ("scope", or_dash(letter.scope.as_deref())),
         ("failed-at", or_dash(letter.failed_at.as_deref())),
+        ("worker", or_dash(letter.worker.as_deref())),
+        ("correlation-id", or_dash(letter.correlation_id.as_deref())),
     ];
     let mut text = String::new();
     for (name, value) in fields {
@@ -335,6 +339,8 @@ mod tests {
             original_routing_key: Some("contact.changed".into()),
             scope: None,
             failed_at: Some("2026-01-01T00:00:00Z".into()),
+            worker: Some("contact-sync".into()),
+            correlation_id: None,
             body: br#"{"contact_id":"c-1"}"#.to_vec(),
         }
     }

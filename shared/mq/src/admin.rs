@@ -46,6 +46,10 @@ pub struct DeadLetter {
     pub scope: Option<String>,
     /// When it was dead-lettered.
     pub failed_at: Option<String>,
+    /// The worker that dead-lettered it (absent for broker dead letters).
+    pub worker: Option<String>,
+    /// Correlation id of the original message.
+    pub correlation_id: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -97,6 +101,8 @@ fn dead_letter(index: usize, properties: &BasicProperties, body: Vec<u8>) -> Dea
             .or_else(|| headers::death_routing_key(table)),
         scope: headers::get_str(table, headers::SCOPE),
         failed_at: headers::get_str(table, headers::FAILED_AT),
+        worker: headers::get_str(table, headers::WORKER),
+        correlation_id: properties.correlation_id().as_ref().map(|c| c.as_str().to_owned()),
         body,
     }
 }

@@ -263,6 +263,36 @@ impl ProviderClient {
         }
     }
 
+    /// Sends a JSON request (`Accept: application/json`, and the body, if any, as
+    /// `application/json`) to `base + path`, with `auth` adding the vendor's credentials to
+    /// every try. See [`ProviderClient::send`].
+    pub async fn send_json(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Bytes>,
+        auth: impl Fn(RequestBuilder) -> RequestBuilder,
+        on_error: impl Fn(&ErrorReply, Class) -> CallError,
+    ) -> Result<Reply, CallError> {
+        let url = self.url(path);
+        self.send(
+            operation,
+            |http| {
+                let request =
+                    auth(http.request(method.clone(), &url)).header(reqwest::header::ACCEPT, "application/json");
+                match &body {
+                    Some(body) => request
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body.clone()),
+                    None => request,
+                }
+            },
+            on_error,
+        )
+        .await
+    }
+
     /// Voucherify-style `X-Rate-Limit-Remaining: 0` + `X-Rate-Limit-Retry: <epoch s>` pauses
     /// the destination before the vendor has to refuse a call.
     async fn observe_vendor_budget(&self, headers: &HeaderMap) {
@@ -296,6 +326,21 @@ fn status_class(status: StatusCode) -> &'static str {
         300..=399 => "3xx",
         400..=499 => "4xx",
         _ => "5xx",
+    }
+}
+
+/// The [`CallError`] for a vendor's non-2xx answer: `<provider> <operation>: HTTP <status>:
+/// <detail>`, where `detail` is what the provider crate extracted from the vendor's error
+/// envelope (codes and messages, never submitted values). 404 is [`CallError::NotFound`];
+/// otherwise the class decides.
+pub fn vendor_error(provider: &str, operation: &str, reply: &ErrorReply, class: Class, detail: &str) -> CallError {
+    let text = format!("{provider} {operation}: HTTP {}: {detail}", reply.status.as_u16());
+    if reply.status == StatusCode::NOT_FOUND {
+        return CallError::NotFound(text);
+    }
+    match class {
+        Class::Retriable | Class::RateLimited => CallError::Retriable(text),
+        Class::Permanent => CallError::Permanent(text),
     }
 }
 

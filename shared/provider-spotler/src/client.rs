@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use api_client::client::{ErrorReply, excerpt};
+use api_client::client::{ErrorReply, excerpt, vendor_error};
 use api_client::{CallError, Class, ProviderClient};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -70,14 +70,7 @@ fn error(operation: &str, reply: &ErrorReply, class: Class) -> CallError {
         }
         Err(_) => excerpt(&reply.body),
     };
-    let text = format!("spotler {operation}: HTTP {}: {detail}", reply.status.as_u16());
-    if reply.status == StatusCode::NOT_FOUND {
-        return CallError::NotFound(text);
-    }
-    match class {
-        Class::Retriable | Class::RateLimited => CallError::Retriable(text),
-        Class::Permanent => CallError::Permanent(text),
-    }
+    vendor_error("spotler", operation, reply, class, &detail)
 }
 
 fn segment(value: &str) -> String {
@@ -99,31 +92,28 @@ impl SpotlerClient {
     ) -> Result<api_client::Reply, CallError> {
         let url = url::Url::parse(&self.http.url(path))
             .map_err(|e| CallError::Permanent(format!("spotler {operation}: bad URL: {e}")))?;
+        // Each try is signed afresh (new nonce and timestamp); the JSON body is not signed.
+        let sign = |request: reqwest::RequestBuilder| {
+            let nonce = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+            let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+            let consumer_secret = self.config.consumer_secret.expose_secret();
+            let auth = oauth::authorization(
+                method.as_str(),
+                &url,
+                &self.config.consumer_key,
+                consumer_secret,
+                &nonce,
+                timestamp,
+            );
+            request.header(reqwest::header::AUTHORIZATION, auth)
+        };
         self.http
-            .send(
+            .send_json(
                 operation,
-                |http| {
-                    let nonce = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
-                    let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
-                    let auth = oauth::authorization(
-                        method.as_str(),
-                        &url,
-                        &self.config.consumer_key,
-                        self.config.consumer_secret.expose_secret(),
-                        &nonce,
-                        timestamp,
-                    );
-                    let request = http
-                        .request(method.clone(), url.clone())
-                        .header(reqwest::header::AUTHORIZATION, auth)
-                        .header(reqwest::header::ACCEPT, "application/json");
-                    match &body {
-                        Some(body) => request
-                            .header(reqwest::header::CONTENT_TYPE, "application/json")
-                            .body(body.clone()),
-                        None => request,
-                    }
-                },
+                method.clone(),
+                path,
+                body.map(Into::into),
+                sign,
                 |reply, class| error(operation, reply, class),
             )
             .await

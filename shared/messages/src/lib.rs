@@ -14,6 +14,8 @@ pub mod contact;
 pub mod inbound;
 pub mod loyalty;
 pub mod recommendation;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod validate;
 pub mod voucher;
 

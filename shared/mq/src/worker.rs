@@ -18,8 +18,8 @@ use crate::MqError;
 use crate::consumer::{Context, Handler, WorkerSpec};
 use crate::metrics::MqMetrics;
 
-/// Settings every worker has.
-#[derive(Debug, Clone)]
+/// Settings every worker has. Its `Debug` hides the Redis URL (it may hold a password).
+#[derive(Clone)]
 pub struct Common {
     /// Logging (`LOG_FORMAT`, `RUST_LOG`).
     pub log: LogConfig,
@@ -35,6 +35,20 @@ pub struct Common {
     pub max_body: usize,
     /// Shared quota and idempotency store (`REDIS_URL`); `None` keeps state in the process.
     pub redis_url: Option<String>,
+}
+
+impl std::fmt::Debug for Common {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Common")
+            .field("log", &self.log)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("mq", &self.mq)
+            .field("spec", &self.spec)
+            .field("replicas", &self.replicas)
+            .field("max_body", &self.max_body)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl Common {

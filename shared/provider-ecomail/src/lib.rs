@@ -1,9 +1,11 @@
-//! Ecomail API v2 adapter: list subscribe (with `update_existing` and custom fields) and
-//! subscriber lookup. Authentication is the `key` header.
+//! Ecomail API v2 adapter: list subscribe (with `update_existing` and custom fields),
+//! subscriber lookup, custom-field updates of existing subscribers and tracker events.
+//! Authentication is the `key` header.
 //!
 //! Only this crate knows Ecomail's JSON.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use api_client::client::{ErrorReply, excerpt};
 use api_client::{CallError, Class, ProviderClient};
@@ -46,6 +48,65 @@ struct SubscribeRequest<'a> {
     resubscribe: bool,
 }
 
+#[derive(Serialize)]
+struct UpdateSubscriberRequest<'a> {
+    email: &'a str,
+    subscriber_data: CustomFieldsOnly<'a>,
+}
+
+#[derive(Serialize)]
+struct CustomFieldsOnly<'a> {
+    custom_fields: &'a BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct TrackerRequest<'a> {
+    event: &'a TrackerEvent,
+}
+
+/// A tracker event (`POST /tracker/events`): what Ecomail automations react to. Its `Debug`
+/// hides the address.
+#[derive(Clone, PartialEq, Serialize)]
+pub struct TrackerEvent {
+    /// The subscriber's e-mail; the subscriber must exist. Personal data: never log it.
+    pub email: String,
+    /// Category (e.g. `ellity`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Action (e.g. `change`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Label (e.g. `credit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Property.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub property: Option<String>,
+    /// Value: text, or an object/array that Ecomail stores JSON-encoded (at most 20,000
+    /// characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+}
+
+impl fmt::Debug for TrackerEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrackerEvent")
+            .field("email", &"<redacted>")
+            .field("category", &self.category)
+            .field("action", &self.action)
+            .field("label", &self.label)
+            .field("property", &self.property)
+            .field("value", &self.value)
+            .finish()
+    }
+}
+
+/// A custom field value of type date (`{"value": "YYYY-MM-DD", "type": "date"}`), so Ecomail
+/// can use it in date conditions.
+pub fn date_value(date: &str) -> serde_json::Value {
+    serde_json::json!({"value": date, "type": "date"})
+}
+
 #[derive(Deserialize)]
 struct SubscriberEnvelope {
     subscriber: StoredSubscriber,
@@ -72,6 +133,15 @@ struct ErrorBody {
 pub struct EcomailClient {
     http: ProviderClient,
     config: EcomailConfig,
+}
+
+/// The field names of a Laravel-style validation error body (`{"errors": {field: [...]}}`).
+fn error_fields(reply: &ErrorReply) -> Vec<String> {
+    serde_json::from_slice::<ErrorBody>(&reply.body)
+        .ok()
+        .and_then(|body| body.errors)
+        .map(|errors| errors.into_keys().collect())
+        .unwrap_or_default()
 }
 
 fn error(operation: &str, reply: &ErrorReply, class: Class) -> CallError {
@@ -116,6 +186,20 @@ impl EcomailClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<api_client::Reply, CallError> {
+        self.call_with(operation, method, path, body, |reply, class| {
+            error(operation, reply, class)
+        })
+        .await
+    }
+
+    async fn call_with(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        on_error: impl Fn(&ErrorReply, Class) -> CallError,
+    ) -> Result<api_client::Reply, CallError> {
         let url = self.http.url(path);
         self.http
             .send(
@@ -132,7 +216,7 @@ impl EcomailClient {
                         None => request,
                     }
                 },
-                |reply, class| error(operation, reply, class),
+                on_error,
             )
             .await
     }
@@ -173,5 +257,121 @@ impl EcomailClient {
             Err(CallError::NotFound(_)) => Ok(None),
             Err(other) => Err(other),
         }
+    }
+
+    /// Sets custom fields of a subscriber already in the list (`PUT /lists/{list}/update-subscriber`),
+    /// leaving every other field, its status and its consent alone. `fields` are merged key by
+    /// key (Ecomail lowercases the keys). A subscriber not in the list is
+    /// [`CallError::NotFound`]: unlike `subscribe` with `update_existing`, this never adds
+    /// anyone to the list.
+    pub async fn update_custom_fields(
+        &self,
+        email: &str,
+        fields: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), CallError> {
+        let request = UpdateSubscriberRequest {
+            email,
+            subscriber_data: CustomFieldsOnly { custom_fields: fields },
+        };
+        let body = serde_json::to_vec(&request)
+            .map_err(|e| CallError::Permanent(format!("ecomail update_subscriber: cannot encode: {e}")))?;
+        self.call(
+            "update_subscriber",
+            Method::PUT,
+            &format!("/lists/{}/update-subscriber", self.config.list_id),
+            Some(body),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Records a tracker event (`POST /tracker/events`). Ecomail refuses events for an address
+    /// that is no subscriber (422 on `event.email`); that is [`CallError::NotFound`].
+    pub async fn track_event(&self, event: &TrackerEvent) -> Result<(), CallError> {
+        const OPERATION: &str = "track_event";
+        let body = serde_json::to_vec(&TrackerRequest { event })
+            .map_err(|e| CallError::Permanent(format!("ecomail {OPERATION}: cannot encode: {e}")))?;
+        self.call_with(
+            OPERATION,
+            Method::POST,
+            "/tracker/events",
+            Some(body),
+            |reply, class| {
+                if reply.status == StatusCode::UNPROCESSABLE_ENTITY
+                    && error_fields(reply).iter().any(|f| f == "event.email")
+                {
+                    return CallError::NotFound(format!(
+                        "ecomail {OPERATION}: HTTP 422: the address is not a subscriber (fields: event.email)"
+                    ));
+                }
+                error(OPERATION, reply, class)
+            },
+        )
+        .await
+        .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: &str) -> ErrorReply {
+        ErrorReply {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body: body.as_bytes().to_vec().into(),
+        }
+    }
+
+    #[test]
+    fn validation_errors_keep_field_names_but_not_values() {
+        let body = r#"{"message":"The given data was invalid.","errors":{"email":["jana@example.com is invalid"]}}"#;
+        let text = error("update_subscriber", &reply(422, body), Class::Permanent).to_string();
+        assert!(text.contains("fields: email") && !text.contains("jana@"), "{text}");
+        assert_eq!(error_fields(&reply(422, body)), ["email"]);
+    }
+
+    #[test]
+    fn not_found_is_its_own_error() {
+        let error = error(
+            "update_subscriber",
+            &reply(404, r#"{"message":"Subscriber not found"}"#),
+            Class::Permanent,
+        );
+        assert!(matches!(error, CallError::NotFound(_)), "{error:?}");
+    }
+
+    #[test]
+    fn requests_have_ecomails_shape() {
+        let fields: BTreeMap<String, serde_json::Value> = [
+            ("ellity_credit".to_owned(), serde_json::json!(120)),
+            ("ellity_next_expiration_date".to_owned(), date_value("2026-12-31")),
+        ]
+        .into_iter()
+        .collect();
+        let update = UpdateSubscriberRequest {
+            email: "a@example.com",
+            subscriber_data: CustomFieldsOnly { custom_fields: &fields },
+        };
+        assert_eq!(
+            serde_json::to_value(&update).unwrap_or_default(),
+            serde_json::json!({"email": "a@example.com", "subscriber_data": {"custom_fields": {
+                "ellity_credit": 120,
+                "ellity_next_expiration_date": {"value": "2026-12-31", "type": "date"}
+            }}})
+        );
+        let event = TrackerEvent {
+            email: "a@example.com".into(),
+            category: Some("ellity".into()),
+            action: Some("change".into()),
+            label: Some("pin".into()),
+            property: None,
+            value: None,
+        };
+        assert_eq!(
+            serde_json::to_value(TrackerRequest { event: &event }).unwrap_or_default(),
+            serde_json::json!({"event": {"email": "a@example.com", "category": "ellity", "action": "change", "label": "pin"}})
+        );
+        assert!(!format!("{event:?}").contains("a@example.com"));
     }
 }

@@ -2,12 +2,15 @@
 
 use std::io::{IsTerminal as _, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use mq::admin::{Admin, DeadLetter, DeadLetterFilter};
 use serde_json::{Value, json};
 use settings::Strings;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::support::{connect, table, truncate, usage};
 use crate::workers;
@@ -39,14 +42,30 @@ pub(crate) struct FilterArgs {
     kind: Option<String>,
 }
 
+/// A time window on `x-switchyard-failed-at`.
+#[derive(Debug, Args)]
+pub(crate) struct TimeArgs {
+    /// Only letters dead-lettered at or after this time: RFC 3339 (`2026-11-20T10:00:00Z`) or a
+    /// duration ago (`30m`, `2h`, `7d`).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_bound)]
+    since: Option<OffsetDateTime>,
+    /// Only letters dead-lettered before this time: RFC 3339 or a duration ago.
+    #[arg(long, value_name = "TIME", value_parser = parse_time_bound)]
+    until: Option<OffsetDateTime>,
+}
+
 /// Arguments of `dlq list`.
 #[derive(Debug, Args)]
+#[command(after_help = "With --since or --until, letters without x-switchyard-failed-at (poison messages \
+                        dead-lettered by the broker) are left out: their time is unknown.")]
 pub(crate) struct ListArgs {
     /// The worker whose dead letters to read.
     #[arg(long, value_name = "NAME")]
     worker: String,
     #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    window: TimeArgs,
     /// Show at most this many.
     #[arg(long, default_value_t = 50, value_name = "N")]
     limit: usize,
@@ -110,6 +129,40 @@ pub(crate) fn parse_rate(raw: &str) -> Result<u32, String> {
             "`{raw}` is not a rate; expected messages per second such as `10/s`"
         )),
     }
+}
+
+/// Reads `--since`/`--until`: RFC 3339, or a duration such as `2h` meaning that long ago.
+pub(crate) fn parse_time_bound(raw: &str) -> Result<OffsetDateTime, String> {
+    time_bound_at(raw, OffsetDateTime::now_utc())
+}
+
+/// [`parse_time_bound`] relative to `now`.
+fn time_bound_at(raw: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let raw = raw.trim();
+    if let Ok(at) = OffsetDateTime::parse(raw, &Rfc3339) {
+        return Ok(at);
+    }
+    let ago: Duration = settings::parse_duration(raw).map_err(|_| {
+        format!("`{raw}` is neither an RFC 3339 time (`2026-11-20T10:00:00Z`) nor a duration ago (`30m`, `2h`, `7d`)")
+    })?;
+    now.checked_sub(time::Duration::try_from(ago).map_err(|_| format!("`{raw}` is too long ago"))?)
+        .ok_or_else(|| format!("`{raw}` is too long ago"))
+}
+
+/// Whether `letter` was dead-lettered inside `[since, until)`. Without bounds every letter is
+/// in; with a bound, a letter whose `x-switchyard-failed-at` is missing or unreadable is out.
+pub(crate) fn in_window(letter: &DeadLetter, since: Option<OffsetDateTime>, until: Option<OffsetDateTime>) -> bool {
+    if since.is_none() && until.is_none() {
+        return true;
+    }
+    let Some(failed_at) = letter
+        .failed_at
+        .as_deref()
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+    else {
+        return false;
+    };
+    since.is_none_or(|s| failed_at >= s) && until.is_none_or(|u| failed_at < u)
 }
 
 /// Runs a `switchyard dlq` subcommand.
@@ -199,7 +252,17 @@ async fn list(admin: &Admin, worker: &str, args: &ListArgs, out: &mut dyn Write)
         kind: args.filter.kind.clone(),
         message_id: None,
     };
-    let letters = read(admin, worker, &filter, args.limit).await?;
+    if let (Some(since), Some(until)) = (args.window.since, args.window.until)
+        && since >= until
+    {
+        return Err(usage("--since must be earlier than --until"));
+    }
+    let letters: Vec<DeadLetter> = read(admin, worker, &filter, usize::MAX)
+        .await?
+        .into_iter()
+        .filter(|l| in_window(l, args.window.since, args.window.until))
+        .take(args.limit)
+        .collect();
     if args.json {
         let array: Vec<Value> = letters.iter().map(letter_json).collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&array)?)?;
@@ -343,6 +406,47 @@ mod tests {
             correlation_id: None,
             body: br#"{"contact_id":"c-1"}"#.to_vec(),
         }
+    }
+
+    fn at(text: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(text, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn time_bounds_accept_rfc3339_and_durations_ago() {
+        let now = at("2026-11-20T12:00:00Z");
+        assert_eq!(time_bound_at("2026-11-20T10:00:00Z", now), Ok(at("2026-11-20T10:00:00Z")));
+        assert_eq!(
+            time_bound_at("2026-11-20T11:00:00+01:00", now),
+            Ok(at("2026-11-20T10:00:00Z"))
+        );
+        assert_eq!(time_bound_at("2h", now), Ok(at("2026-11-20T10:00:00Z")));
+        assert_eq!(time_bound_at("30m", now), Ok(at("2026-11-20T11:30:00Z")));
+        assert_eq!(time_bound_at("1d", now), Ok(at("2026-11-19T12:00:00Z")));
+        let error = time_bound_at("yesterday", now).err().unwrap_or_default();
+        assert!(error.contains("RFC 3339") && error.contains("`yesterday`"), "{error}");
+    }
+
+    #[test]
+    fn window_keeps_letters_failed_inside_it() {
+        let mut l = letter(0, "e");
+        l.failed_at = Some("2026-11-20T10:00:00Z".into());
+        let (ten, eleven) = (at("2026-11-20T10:00:00Z"), at("2026-11-20T11:00:00Z"));
+        assert!(in_window(&l, None, None));
+        assert!(in_window(&l, Some(ten), None), "since is inclusive");
+        assert!(!in_window(&l, Some(eleven), None));
+        assert!(in_window(&l, None, Some(eleven)));
+        assert!(!in_window(&l, None, Some(ten)), "until is exclusive");
+    }
+
+    #[test]
+    fn window_leaves_out_letters_without_a_time() {
+        let mut l = letter(0, "e");
+        l.failed_at = None;
+        assert!(in_window(&l, None, None));
+        assert!(!in_window(&l, Some(OffsetDateTime::UNIX_EPOCH), None));
+        l.failed_at = Some("not a time".into());
+        assert!(!in_window(&l, None, Some(at("2100-01-01T00:00:00Z"))));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - [`support`]: the usage error, the `--namespace` overlay, table formatting.
 //! - [`workers`]: the table of known workers and their routing keys.
 //! - [`message`]: reading message files: envelopes and type inference.
-//! - [`topology`], [`publish`], [`validate`], [`dlq`], [`status`], [`demo`]: one module per command.
+//! - [`topology`], [`publish`], [`validate`], [`dlq`], [`status`], [`demo`], [`batch`]: one module per
+//!   command.
 //! - [`prom`]: parsing Prometheus text (for the demo).
 
 use std::process::ExitCode;
@@ -13,8 +14,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use settings::{EXIT_USAGE, Env, Strings};
 
+mod batch;
 mod demo;
 mod dlq;
+mod export;
 mod message;
 mod prom;
 mod publish;
@@ -57,6 +60,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Publish the bundled samples and wait until the workers have handled them (`make run`).
     Demo(demo::DemoArgs),
+    /// Batch flows: a CSV request file in, a CSV response file out.
+    #[command(subcommand)]
+    Batch(batch::BatchCommand),
 }
 
 #[tokio::main]
@@ -96,6 +102,7 @@ async fn run(cli: Cli, env: &dyn Strings) -> anyhow::Result<ExitCode> {
         Command::Dlq(command) => dlq::run(command, &strings, &mut out).await,
         Command::Status(args) => status::run(&args, &strings, &mut out).await,
         Command::Demo(args) => demo::run(args, &strings, &mut out).await,
+        Command::Batch(command) => batch::run(command, &strings, &mut out).await,
     }
 }
 

@@ -1,4 +1,4 @@
-//! `switchyard topology declare|verify`: the broker topology of DESIGN.md section 3.
+//! `switchyard topology declare|verify|export`: the broker topology of DESIGN.md section 3.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use settings::Strings;
 
+use crate::export::{self, ExportArgs};
 use crate::support::connect;
 use crate::workers;
 
@@ -15,7 +16,15 @@ pub(crate) enum TopologyCommand {
     /// Declare the shared exchanges and the workers' queues and bindings (idempotent).
     Declare(WorkerArgs),
     /// Compare the broker with the expected topology without changing it; exit 1 on drift.
+    ///
+    /// Reports missing exchanges and queues and queues whose arguments differ (queue arguments
+    /// cannot change in place: see the README's "Upgrading").
     Verify(WorkerArgs),
+    /// Print the topology as a RabbitMQ definitions file (no broker needed).
+    ///
+    /// For `rabbitmqctl import_definitions`, the management UI or the `load_definitions`
+    /// setting; `deploy/rabbitmq/definitions.json` is its output for every known worker.
+    Export(ExportArgs),
 }
 
 /// The workers to act on.
@@ -35,6 +44,7 @@ pub(crate) async fn run(
     match command {
         TopologyCommand::Declare(args) => declare(&args, strings, out).await,
         TopologyCommand::Verify(args) => verify(&args, strings, out).await,
+        TopologyCommand::Export(args) => export::run(&args, strings, out),
     }
 }
 

@@ -17,10 +17,20 @@ pub(crate) struct KnownWorker {
 }
 
 /// Every worker the CLI manages.
-pub(crate) const KNOWN_WORKERS: &[KnownWorker] = &[KnownWorker {
-    name: contact_sync::config::WORKER,
-    routing_keys: contact_sync::config::ROUTING_KEYS,
-}];
+pub(crate) const KNOWN_WORKERS: &[KnownWorker] = &[
+    KnownWorker {
+        name: contact_sync::config::WORKER,
+        routing_keys: contact_sync::config::ROUTING_KEYS,
+    },
+    KnownWorker {
+        name: loyalty_events::config::WORKER,
+        routing_keys: loyalty_events::config::ROUTING_KEYS,
+    },
+    KnownWorker {
+        name: recommendations::config::WORKER,
+        routing_keys: recommendations::config::ROUTING_KEYS,
+    },
+];
 
 /// Prefetch passed to [`WorkerSpec::from_strings`]; the CLI does not consume, so it is unused.
 const DEFAULT_PREFETCH: u16 = 32;

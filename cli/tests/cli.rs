@@ -63,14 +63,18 @@ impl Drop for Namespace {
                 return;
             };
             let defaults: HashMap<&str, &str> = HashMap::new();
-            if let Ok(spec) = WorkerSpec::from_strings(
-                &defaults,
-                contact_sync::config::WORKER,
-                contact_sync::config::ROUTING_KEYS,
-                32,
-            ) {
-                let _removed = admin.remove_namespace(&[spec.topology], &[]).await;
-            }
+            // Every worker `topology declare` (without --worker) creates queues for.
+            let workers = [
+                (contact_sync::config::WORKER, contact_sync::config::ROUTING_KEYS),
+                (loyalty_events::config::WORKER, loyalty_events::config::ROUTING_KEYS),
+                (recommendations::config::WORKER, recommendations::config::ROUTING_KEYS),
+            ];
+            let topologies: Vec<_> = workers
+                .iter()
+                .filter_map(|(worker, keys)| WorkerSpec::from_strings(&defaults, worker, keys, 32).ok())
+                .map(|spec| spec.topology)
+                .collect();
+            let _removed = admin.remove_namespace(&topologies, &[]).await;
             admin.close().await;
         });
     }
@@ -106,7 +110,7 @@ fn declared_topology_verifies() {
 
     let declare = ns.run(&["topology", "declare", "--worker", "contact-sync"]);
     assert_eq!(declare.status.code(), Some(0), "{}", text(&declare));
-    let verify = ns.run(&["topology", "verify"]);
+    let verify = ns.run(&["topology", "verify", "--worker", "contact-sync"]);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
     assert!(stdout(&verify).contains("topology matches"), "{}", text(&verify));
 }

@@ -9,6 +9,19 @@
 //! | `GET /_sandbox/spotler/contacts` | every Spotler contact (aliases, anonymized/inactive flags) |
 //! | `GET /_sandbox/ecomail/subscribers` | `{"<list_id>": [subscriber, ...]}` |
 //! | `GET /_sandbox/ecomail/events` | every tracker event |
+//! | `GET /_sandbox/voucherify/publications` | every publication, as the API returned it |
+//! | `GET /_sandbox/voucherify/customers` | every customer, as the API returns it |
+//! | `GET /_sandbox/voucherify/vouchers` | every voucher of the catalog (published or not) |
+//! | `GET /_sandbox/voucherify/events` | custom events from `create-event-bulk` |
+//! | `GET /_sandbox/voucherify/integration-calls` | accepted integration calls with `dropped_metadata` |
+//! | `GET /_sandbox/bloomreach/customers` | customers with ids, properties and timestamps |
+//! | `GET /_sandbox/bloomreach/events` | every accepted event |
+//! | `GET /_sandbox/salesmanago/contacts` | contacts with tags, properties and opt-in state |
+//! | `GET /_sandbox/salesmanago/events` | external events |
+//! | `GET`/`PUT /_sandbox/salesmanago/limit-mode` | read / set `{"mode": "http429" \| "success_false"}` |
+//! | `GET /_sandbox/froomle/requests` | recommendation requests with the items answered |
+//! | `GET /_sandbox/froomle/events` | every accepted event |
+//! | `POST /_sandbox/froomle/expire-tokens` | invalidates every issued token; `{"tokens_issued": N}` |
 //! | `GET`/`PUT`/`DELETE /_sandbox/faults/{provider}` | read / replace / clear the [`crate::Fault`] |
 //! | `GET`/`PUT /_sandbox/limits/{provider}` | read / set `{"rate": "10/s"}` (`null` disables) |
 
@@ -23,7 +36,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{Fault, Provider, Sandbox};
+use crate::{Fault, Provider, SalesmanagoLimitMode, Sandbox};
 
 /// The inspection routes (absolute paths).
 pub(crate) fn router() -> Router<Sandbox> {
@@ -34,6 +47,55 @@ pub(crate) fn router() -> Router<Sandbox> {
         .route("/_sandbox/spotler/contacts", get(spotler_contacts))
         .route("/_sandbox/ecomail/subscribers", get(ecomail_subscribers))
         .route("/_sandbox/ecomail/events", get(ecomail_events))
+        .route(
+            "/_sandbox/voucherify/publications",
+            get(|State(s): State<Sandbox>| async move { Json(s.voucherify_publications()) }),
+        )
+        .route(
+            "/_sandbox/voucherify/customers",
+            get(|State(s): State<Sandbox>| async move { Json(s.voucherify_customers()) }),
+        )
+        .route(
+            "/_sandbox/voucherify/vouchers",
+            get(|State(s): State<Sandbox>| async move { Json(s.voucherify_vouchers()) }),
+        )
+        .route(
+            "/_sandbox/voucherify/events",
+            get(|State(s): State<Sandbox>| async move { Json(s.voucherify_events()) }),
+        )
+        .route(
+            "/_sandbox/voucherify/integration-calls",
+            get(|State(s): State<Sandbox>| async move { Json(s.voucherify_integration_calls()) }),
+        )
+        .route(
+            "/_sandbox/bloomreach/customers",
+            get(|State(s): State<Sandbox>| async move { Json(s.bloomreach_customers()) }),
+        )
+        .route(
+            "/_sandbox/bloomreach/events",
+            get(|State(s): State<Sandbox>| async move { Json(s.bloomreach_events()) }),
+        )
+        .route(
+            "/_sandbox/salesmanago/contacts",
+            get(|State(s): State<Sandbox>| async move { Json(s.salesmanago_contacts()) }),
+        )
+        .route(
+            "/_sandbox/salesmanago/events",
+            get(|State(s): State<Sandbox>| async move { Json(s.salesmanago_events()) }),
+        )
+        .route(
+            "/_sandbox/salesmanago/limit-mode",
+            get(get_limit_mode).put(put_limit_mode),
+        )
+        .route(
+            "/_sandbox/froomle/requests",
+            get(|State(s): State<Sandbox>| async move { Json(s.froomle_requests()) }),
+        )
+        .route(
+            "/_sandbox/froomle/events",
+            get(|State(s): State<Sandbox>| async move { Json(s.froomle_events()) }),
+        )
+        .route("/_sandbox/froomle/expire-tokens", post(expire_froomle_tokens))
         .route(
             "/_sandbox/faults/{provider}",
             get(get_fault).put(put_fault).delete(delete_fault),
@@ -167,4 +229,33 @@ async fn put_limit(State(sandbox): State<Sandbox>, Path(name): Path<String>, bod
         Ok(()) => limit_view(&sandbox, p),
         Err(why) => error(StatusCode::BAD_REQUEST, &why),
     }
+}
+
+async fn get_limit_mode(State(sandbox): State<Sandbox>) -> Response {
+    Json(json!({"mode": sandbox.salesmanago_limit_mode()})).into_response()
+}
+
+/// `{"mode": "http429"}` or `{"mode": "success_false"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitModeRequest {
+    mode: SalesmanagoLimitMode,
+}
+
+async fn put_limit_mode(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
+    match serde_json::from_slice::<LimitModeRequest>(&body) {
+        Ok(request) => {
+            sandbox.set_salesmanago_limit_mode(request.mode);
+            get_limit_mode(State(sandbox)).await
+        }
+        Err(why) => error(
+            StatusCode::BAD_REQUEST,
+            &format!("expected {{\"mode\": \"http429\"}} or {{\"mode\": \"success_false\"}}: {why}"),
+        ),
+    }
+}
+
+async fn expire_froomle_tokens(State(sandbox): State<Sandbox>) -> Response {
+    sandbox.expire_froomle_tokens();
+    Json(json!({"status": "expired", "tokens_issued": sandbox.froomle_tokens_issued()})).into_response()
 }

@@ -13,10 +13,12 @@
 //!
 //! let sandbox = spawn(SandboxConfig::for_tests()).await?;
 //! let ecomail = sandbox.ecomail_base_url(); // http://127.0.0.1:PORT/ecomail
+//! let voucherify = sandbox.voucherify_base_url(); // http://127.0.0.1:PORT/voucherify
 //! // ... point a client at it, then inspect:
 //! let calls = sandbox.state.calls(Provider::Ecomail);
 //! sandbox.state.set_fault(Provider::Spotler, Fault::forced(503, 2)).ok();
-//! # let _ = (ecomail, calls); Ok(()) }
+//! let publications = sandbox.state.voucherify_publications();
+//! # let _ = (ecomail, voucherify, calls, publications); Ok(()) }
 //! ```
 //!
 //! # Layout
@@ -24,6 +26,16 @@
 //! - `provider`: the [`Provider`] enum and the per-provider dispatch.
 //! - `spotler`: Spotler Mail+ (OAuth 1.0a, contacts) under `/spotler/integrationservice-1.1.0`.
 //! - `ecomail`: Ecomail API v2 (lists, subscribers, tracker events) under `/ecomail`.
+//! - `voucherify`: Voucherify API (`X-App-Id`/`X-App-Token`, publications, customers,
+//!   `X-Rate-Limit-*` headers) under `/voucherify`, and `voucherify::integration`, its
+//!   Bloomreach integration endpoints (metadata-schema filtering) under
+//!   `/voucherify-integration`; both share one customer store.
+//! - `bloomreach`: Bloomreach Engagement Tracking API (Basic auth, customers, events, batch of
+//!   at most 50 commands with per-command results) under `/bloomreach`.
+//! - `salesmanago`: SALESmanago API v2 (body auth with `sha`, always-200 `success` envelope,
+//!   contact upsert, external events, two rate-limit modes) under `/salesmanago`.
+//! - `froomle`: Froomle (OAuth2 client credentials, recommendations from a built-in catalog,
+//!   events) under `/froomle`.
 //! - `server`: [`app`], the gate every provider call passes, [`serve`] and [`spawn`].
 //! - `calls`, `faults`, `limits`: the call log, fault injection and rate limits (shared).
 //! - `inspect`: the `/_sandbox/...` inspection and control endpoints.
@@ -31,30 +43,42 @@
 //!
 //! # Order of checks on a provider call
 //! Body size (413) → call recorded → fault latency → reset / forced / random faults → auth
-//! (401) → rate limit (429 + `Retry-After`) → the emulated endpoint. Faults and 429s change no
-//! state; every call, refused or not, appears in the call log.
+//! (401, or each vendor's equivalent: 403 for another Bloomreach project, 200 `success: false`
+//! for SALESmanago) → rate limit (429 + `Retry-After`, or SALESmanago's `success: false` mode)
+//! → the emulated endpoint → per-vendor budget headers (Voucherify's `X-Rate-Limit-*`). Faults
+//! and limit refusals change no state; every call, refused or not, appears in the call log.
 
+mod bloomreach;
 mod calls;
 mod config;
 mod ecomail;
 mod faults;
+mod froomle;
 mod inspect;
 mod limits;
 mod provider;
+mod salesmanago;
 mod server;
 mod spotler;
 mod state;
 mod support;
+mod voucherify;
 
 pub use calls::{CallRecord, MAX_CALLS};
 pub use config::{
-    DEFAULT_ECOMAIL_API_KEY, DEFAULT_SPOTLER_CONSUMER_KEY, DEFAULT_SPOTLER_CONSUMER_SECRET, Limits, SandboxConfig,
-    SpotlerCreds,
+    BloomreachCreds, DEFAULT_BLOOMREACH_KEY_ID, DEFAULT_BLOOMREACH_PROJECT_TOKEN, DEFAULT_BLOOMREACH_SECRET,
+    DEFAULT_ECOMAIL_API_KEY, DEFAULT_FROOMLE_CLIENT_ID, DEFAULT_FROOMLE_CLIENT_SECRET, DEFAULT_SALESMANAGO_API_SECRET,
+    DEFAULT_SALESMANAGO_CLIENT_ID, DEFAULT_SALESMANAGO_OWNER, DEFAULT_SPOTLER_CONSUMER_KEY,
+    DEFAULT_SPOTLER_CONSUMER_SECRET, DEFAULT_VOUCHERIFY_APP_ID, DEFAULT_VOUCHERIFY_APP_TOKEN,
+    DEFAULT_VOUCHERIFY_HARD_ID, DEFAULT_VOUCHERIFY_INTEGRATION_APP_ID, DEFAULT_VOUCHERIFY_INTEGRATION_SECRET_KEY,
+    FroomleCreds, Limits, SalesmanagoCreds, SalesmanagoLimitMode, SandboxConfig, SpotlerCreds,
+    VOUCHERIFY_METADATA_TYPES, VoucherifyCreds, VoucherifyIntegrationCreds, default_voucherify_metadata_schema,
 };
 pub use ecomail::store::{EcomailEvent, EcomailSubscriber, STATUS_SUBSCRIBED, STATUS_UNCONFIRMED, STATUS_UNSUBSCRIBED};
 pub use faults::{Fault, ForcedResponse, MAX_LATENCY_MS};
 pub use limits::Rate;
 pub use provider::Provider;
+pub use salesmanago::SALESMANAGO_EVENT_TYPES;
 pub use server::{MAX_BODY_BYTES, RunningSandbox, app, serve, spawn};
 pub use spotler::store::{SpotlerChannel, SpotlerContact};
 pub use state::Sandbox;

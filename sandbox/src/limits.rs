@@ -45,14 +45,22 @@ impl Rate {
             per: Duration::from_secs(3600),
         }
     }
+
+    /// `count` calls per day.
+    pub const fn per_day(count: u32) -> Self {
+        Self {
+            count,
+            per: Duration::from_secs(86_400),
+        }
+    }
 }
 
 impl FromStr for Rate {
     type Err = String;
 
-    /// Parses `N/s`, `N/min` or `N/h` (also `sec`, `second`, `m`, `minute`, `hour`, `d`, `day`).
+    /// Parses `N/s`, `N/min`, `N/h` or `N/d` (also `sec`, `second`, `m`, `minute`, `hour`, `d`, `day`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let expected = "expected N/s, N/min or N/h, e.g. 10/s, 1000/min, 5000/h";
+        let expected = "expected N/s, N/min, N/h or N/d, e.g. 10/s, 1000/min, 5000/h";
         let (count, unit) = s
             .trim()
             .split_once('/')
@@ -99,6 +107,17 @@ pub(crate) fn parse_rate_setting(value: &str) -> Result<Option<Rate>, String> {
     }
 }
 
+/// What a limiter reports to vendors that announce their budget in headers (Voucherify).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LimitStatus {
+    /// Calls allowed per window.
+    pub(crate) limit: u32,
+    /// Calls that would still be admitted now.
+    pub(crate) remaining: u32,
+    /// When nothing remains: whole seconds (at least 1) until a call would be admitted.
+    pub(crate) retry_after_secs: Option<u64>,
+}
+
 /// The sliding-window limiter of one provider.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Limiter {
@@ -120,12 +139,21 @@ impl Limiter {
         self.rate
     }
 
-    /// Admits a call at `now`, or refuses it with the whole seconds (at least 1) until the
-    /// oldest admitted call leaves the window.
-    pub(crate) fn try_acquire(&mut self, now: Instant) -> Result<(), u64> {
-        let Some(rate) = self.rate else {
-            return Ok(());
-        };
+    /// The budget at `now`, or `None` when unlimited.
+    pub(crate) fn status(&mut self, now: Instant) -> Option<LimitStatus> {
+        let rate = self.rate?;
+        self.expire(rate, now);
+        let count = usize::try_from(rate.count).unwrap_or(usize::MAX);
+        let remaining = count.saturating_sub(self.admitted.len());
+        Some(LimitStatus {
+            limit: rate.count,
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            retry_after_secs: (remaining == 0).then(|| self.wait_secs(rate, now)),
+        })
+    }
+
+    /// Forgets admitted calls that have left the window.
+    fn expire(&mut self, rate: Rate, now: Instant) {
         while let Some(&oldest) = self.admitted.front() {
             if now.saturating_duration_since(oldest) >= rate.per {
                 self.admitted.pop_front();
@@ -133,15 +161,29 @@ impl Limiter {
                 break;
             }
         }
+    }
+
+    /// Whole seconds (at least 1) until the oldest admitted call leaves the window.
+    fn wait_secs(&self, rate: Rate, now: Instant) -> u64 {
+        let oldest = self.admitted.front().copied().unwrap_or(now);
+        let wait = rate.per.saturating_sub(now.saturating_duration_since(oldest));
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        secs.max(1)
+    }
+
+    /// Admits a call at `now`, or refuses it with the whole seconds (at least 1) until the
+    /// oldest admitted call leaves the window.
+    pub(crate) fn try_acquire(&mut self, now: Instant) -> Result<(), u64> {
+        let Some(rate) = self.rate else {
+            return Ok(());
+        };
+        self.expire(rate, now);
         let count = usize::try_from(rate.count).unwrap_or(usize::MAX);
         if self.admitted.len() < count {
             self.admitted.push_back(now);
             return Ok(());
         }
-        let oldest = self.admitted.front().copied().unwrap_or(now);
-        let wait = rate.per.saturating_sub(now.saturating_duration_since(oldest));
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        Err(secs.max(1))
+        Err(self.wait_secs(rate, now))
     }
 }
 
@@ -154,6 +196,7 @@ mod tests {
         assert_eq!("10/s".parse(), Ok(Rate::per_second(10)));
         assert_eq!("1000/min".parse(), Ok(Rate::per_minute(1000)));
         assert_eq!(" 5000/h ".parse(), Ok(Rate::per_hour(5000)));
+        assert_eq!("144000/d".parse(), Ok(Rate::per_day(144_000)));
         assert_eq!("7/second".parse(), Ok(Rate::per_second(7)));
     }
 
@@ -200,6 +243,29 @@ mod tests {
         // The first call leaves the window at 60 s; the second one at 90 s.
         assert_eq!(limiter.try_acquire(start + Duration::from_secs(60)), Ok(()));
         assert_eq!(limiter.try_acquire(start + Duration::from_secs(61)), Err(29));
+    }
+
+    #[test]
+    fn status_reports_the_remaining_budget_and_the_wait_when_none_is_left() {
+        let start = Instant::now();
+        let mut limiter = Limiter::new(Some(Rate::per_minute(2)));
+        assert_eq!(
+            limiter.status(start),
+            Some(LimitStatus {
+                limit: 2,
+                remaining: 2,
+                retry_after_secs: None
+            })
+        );
+        assert_eq!(limiter.try_acquire(start), Ok(()));
+        assert_eq!(limiter.try_acquire(start + Duration::from_secs(10)), Ok(()));
+        let status = limiter.status(start + Duration::from_secs(15));
+        assert_eq!(status.map(|s| (s.remaining, s.retry_after_secs)), Some((0, Some(45))));
+        assert_eq!(
+            limiter.status(start + Duration::from_secs(60)).map(|s| s.remaining),
+            Some(1)
+        );
+        assert_eq!(Limiter::new(None).status(start), None);
     }
 
     #[test]

@@ -1,26 +1,27 @@
 //! The providers the sandbox emulates and the per-provider dispatch used by the shared
-//! machinery (path prefix, router, authentication and error envelopes).
+//! machinery (path prefix, router, authentication, error envelopes and budget headers).
 //!
-//! Adding a provider (Voucherify, Bloomreach, SALESmanago, Froomle are planned) means: a new
-//! [`Provider`] variant, a module `src/<provider>.rs` exposing `router()`, `auth_failure()` and
-//! `refusal()`, a field in [`PerProvider`], and its store in `Sandbox`. The compiler points at
-//! every `match` that needs the new arm.
+//! Adding a provider means: a new [`Provider`] variant, a module `src/<provider>.rs` exposing
+//! `router()`, `auth_failure()` and `refusal()`, a field in [`PerProvider`] and in
+//! [`crate::Limits`], and its store in `Sandbox`. The compiler points at every `match` that
+//! needs the new arm.
 
 use std::{fmt, str::FromStr};
 
 use axum::{
     Router,
+    body::Bytes,
     http::{StatusCode, request::Parts},
     response::Response,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{Sandbox, ecomail, spotler};
+use crate::{Sandbox, bloomreach, ecomail, froomle, salesmanago, spotler, voucherify};
 
 /// A provider API emulated by the sandbox.
 ///
-/// Serialised in lowercase (`"spotler"`, `"ecomail"`), the same spelling the `/_sandbox`
-/// endpoints use in paths and query strings.
+/// Serialised in lowercase (`"spotler"`, `"voucherify-integration"`), the same spelling the
+/// `/_sandbox` endpoints use in paths and query strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -29,17 +30,43 @@ pub enum Provider {
     Spotler,
     /// Ecomail API v2, served under `/ecomail`.
     Ecomail,
+    /// Voucherify API (`/v1/...`), served under `/voucherify`.
+    Voucherify,
+    /// Voucherify's Bloomreach Engagement integration endpoints (`/bloomreach-engagement/...`),
+    /// served under `/voucherify-integration`; same customers as [`Provider::Voucherify`],
+    /// separate credentials and rate limit.
+    #[serde(rename = "voucherify-integration")]
+    VoucherifyIntegration,
+    /// Bloomreach Engagement Tracking API (`/track/v2/...`), served under `/bloomreach`.
+    Bloomreach,
+    /// SALESmanago API v2 (`/api/...`), served under `/salesmanago`.
+    Salesmanago,
+    /// Froomle (`/oauth/token`, `/api/{environment}/...`), served under `/froomle`.
+    Froomle,
 }
 
 impl Provider {
     /// Every emulated provider, in a stable order.
-    pub const ALL: [Provider; 2] = [Provider::Spotler, Provider::Ecomail];
+    pub const ALL: [Provider; 7] = [
+        Provider::Spotler,
+        Provider::Ecomail,
+        Provider::Voucherify,
+        Provider::VoucherifyIntegration,
+        Provider::Bloomreach,
+        Provider::Salesmanago,
+        Provider::Froomle,
+    ];
 
     /// The lowercase name used in `/_sandbox` paths, the call log and environment variables.
     pub const fn as_str(self) -> &'static str {
         match self {
             Provider::Spotler => "spotler",
             Provider::Ecomail => "ecomail",
+            Provider::Voucherify => "voucherify",
+            Provider::VoucherifyIntegration => "voucherify-integration",
+            Provider::Bloomreach => "bloomreach",
+            Provider::Salesmanago => "salesmanago",
+            Provider::Froomle => "froomle",
         }
     }
 
@@ -48,6 +75,11 @@ impl Provider {
         match self {
             Provider::Spotler => "/spotler/integrationservice-1.1.0",
             Provider::Ecomail => "/ecomail",
+            Provider::Voucherify => "/voucherify",
+            Provider::VoucherifyIntegration => "/voucherify-integration",
+            Provider::Bloomreach => "/bloomreach",
+            Provider::Salesmanago => "/salesmanago",
+            Provider::Froomle => "/froomle",
         }
     }
 
@@ -64,22 +96,52 @@ impl Provider {
         match self {
             Provider::Spotler => spotler::router(),
             Provider::Ecomail => ecomail::router(),
+            Provider::Voucherify => voucherify::router(),
+            Provider::VoucherifyIntegration => voucherify::integration::router(),
+            Provider::Bloomreach => bloomreach::router(),
+            Provider::Salesmanago => salesmanago::router(),
+            Provider::Froomle => froomle::router(),
         }
     }
 
-    /// Checks the provider's credentials on a request: `Some` is the provider's 401 answer.
-    pub(crate) fn auth_failure(self, sandbox: &Sandbox, parts: &Parts) -> Option<Response> {
+    /// Checks the provider's credentials on a request (SALESmanago's are in the body):
+    /// `Some` is the provider's refusal (401, or what the vendor answers instead).
+    pub(crate) fn auth_failure(self, sandbox: &Sandbox, parts: &Parts, body: &Bytes) -> Option<Response> {
         match self {
             Provider::Spotler => spotler::auth_failure(sandbox, parts),
             Provider::Ecomail => ecomail::auth_failure(sandbox, parts),
+            Provider::Voucherify => voucherify::auth_failure(sandbox, parts),
+            Provider::VoucherifyIntegration => voucherify::integration::auth_failure(sandbox, parts),
+            Provider::Bloomreach => bloomreach::auth_failure(sandbox, parts),
+            Provider::Salesmanago => salesmanago::auth_failure(sandbox, body),
+            Provider::Froomle => froomle::auth_failure(sandbox, parts),
         }
     }
 
     /// The provider's answer when the shared machinery refuses a call.
-    pub(crate) fn refusal(self, refusal: Refusal) -> Response {
+    pub(crate) fn refusal(self, sandbox: &Sandbox, refusal: Refusal) -> Response {
         match self {
             Provider::Spotler => spotler::refusal(refusal),
             Provider::Ecomail => ecomail::refusal(refusal),
+            Provider::Voucherify => voucherify::refusal(refusal, voucherify::LimitType::ApiCalls),
+            Provider::VoucherifyIntegration => voucherify::refusal(refusal, voucherify::LimitType::WebhookCalls),
+            Provider::Bloomreach => bloomreach::refusal(refusal),
+            Provider::Salesmanago => salesmanago::refusal(sandbox, refusal),
+            Provider::Froomle => froomle::refusal(refusal),
+        }
+    }
+
+    /// Adds the headers a vendor puts on every answer (Voucherify's `X-Rate-Limit-*`).
+    pub(crate) fn decorate(self, sandbox: &Sandbox, response: &mut Response) {
+        match self {
+            Provider::Voucherify | Provider::VoucherifyIntegration => {
+                voucherify::add_budget_headers(sandbox.limit_status(self), response);
+            }
+            Provider::Spotler
+            | Provider::Ecomail
+            | Provider::Bloomreach
+            | Provider::Salesmanago
+            | Provider::Froomle => {}
         }
     }
 }
@@ -93,10 +155,12 @@ impl fmt::Display for Provider {
 impl FromStr for Provider {
     type Err = String;
 
+    /// Case-insensitive; `_` and `-` are interchangeable (`voucherify_integration`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().replace('_', "-");
         Self::ALL
             .into_iter()
-            .find(|provider| provider.as_str().eq_ignore_ascii_case(s.trim()))
+            .find(|provider| provider.as_str().eq_ignore_ascii_case(&wanted))
             .ok_or_else(|| {
                 let known: Vec<&str> = Self::ALL.iter().map(|p| p.as_str()).collect();
                 format!("unknown provider {s:?}, expected one of: {}", known.join(", "))
@@ -131,6 +195,11 @@ pub(crate) enum Refusal {
 pub(crate) struct PerProvider<T> {
     spotler: T,
     ecomail: T,
+    voucherify: T,
+    voucherify_integration: T,
+    bloomreach: T,
+    salesmanago: T,
+    froomle: T,
 }
 
 impl<T> PerProvider<T> {
@@ -139,6 +208,11 @@ impl<T> PerProvider<T> {
         Self {
             spotler: make(Provider::Spotler),
             ecomail: make(Provider::Ecomail),
+            voucherify: make(Provider::Voucherify),
+            voucherify_integration: make(Provider::VoucherifyIntegration),
+            bloomreach: make(Provider::Bloomreach),
+            salesmanago: make(Provider::Salesmanago),
+            froomle: make(Provider::Froomle),
         }
     }
 
@@ -147,6 +221,11 @@ impl<T> PerProvider<T> {
         match provider {
             Provider::Spotler => &self.spotler,
             Provider::Ecomail => &self.ecomail,
+            Provider::Voucherify => &self.voucherify,
+            Provider::VoucherifyIntegration => &self.voucherify_integration,
+            Provider::Bloomreach => &self.bloomreach,
+            Provider::Salesmanago => &self.salesmanago,
+            Provider::Froomle => &self.froomle,
         }
     }
 
@@ -155,6 +234,11 @@ impl<T> PerProvider<T> {
         match provider {
             Provider::Spotler => &mut self.spotler,
             Provider::Ecomail => &mut self.ecomail,
+            Provider::Voucherify => &mut self.voucherify,
+            Provider::VoucherifyIntegration => &mut self.voucherify_integration,
+            Provider::Bloomreach => &mut self.bloomreach,
+            Provider::Salesmanago => &mut self.salesmanago,
+            Provider::Froomle => &mut self.froomle,
         }
     }
 }
@@ -175,6 +259,14 @@ mod tests {
             Some(Provider::Ecomail)
         );
         assert_eq!(Provider::from_path("/ecomailx/lists"), None);
+        assert_eq!(
+            Provider::from_path("/voucherify/v1/customers"),
+            Some(Provider::Voucherify)
+        );
+        assert_eq!(
+            Provider::from_path("/voucherify-integration/bloomreach-engagement/create-event-bulk"),
+            Some(Provider::VoucherifyIntegration)
+        );
         assert_eq!(Provider::from_path("/_sandbox/health"), None);
     }
 
@@ -183,6 +275,14 @@ mod tests {
         for provider in Provider::ALL {
             assert_eq!(provider.as_str().parse::<Provider>(), Ok(provider));
         }
-        assert!("voucherify".parse::<Provider>().is_err());
+        assert_eq!(
+            "Voucherify_Integration".parse::<Provider>(),
+            Ok(Provider::VoucherifyIntegration)
+        );
+        assert!("mailchimp".parse::<Provider>().is_err());
+        assert_eq!(
+            serde_json::to_value(Provider::VoucherifyIntegration).ok(),
+            Some(serde_json::json!("voucherify-integration"))
+        );
     }
 }

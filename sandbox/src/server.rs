@@ -117,6 +117,34 @@ impl RunningSandbox {
         format!("{}{}", self.base_url(), Provider::Ecomail.path_prefix())
     }
 
+    /// The Voucherify API base URL: `http://127.0.0.1:PORT/voucherify` (clients append `/v1/...`).
+    pub fn voucherify_base_url(&self) -> String {
+        format!("{}{}", self.base_url(), Provider::Voucherify.path_prefix())
+    }
+
+    /// The Voucherify Bloomreach integration base URL:
+    /// `http://127.0.0.1:PORT/voucherify-integration` (clients append `/bloomreach-engagement/...`).
+    pub fn voucherify_integration_base_url(&self) -> String {
+        format!("{}{}", self.base_url(), Provider::VoucherifyIntegration.path_prefix())
+    }
+
+    /// The Bloomreach Tracking API base URL: `http://127.0.0.1:PORT/bloomreach` (clients append
+    /// `/track/v2/projects/{projectToken}/...`).
+    pub fn bloomreach_base_url(&self) -> String {
+        format!("{}{}", self.base_url(), Provider::Bloomreach.path_prefix())
+    }
+
+    /// The SALESmanago base URL: `http://127.0.0.1:PORT/salesmanago` (clients append `/api/...`).
+    pub fn salesmanago_base_url(&self) -> String {
+        format!("{}{}", self.base_url(), Provider::Salesmanago.path_prefix())
+    }
+
+    /// The Froomle base URL: `http://127.0.0.1:PORT/froomle` (clients append `/oauth/token` and
+    /// `/api/{environment}/...`).
+    pub fn froomle_base_url(&self) -> String {
+        format!("{}{}", self.base_url(), Provider::Froomle.path_prefix())
+    }
+
     /// Stops the server now (the same as dropping it).
     pub fn stop(self) {
         drop(self);
@@ -150,8 +178,8 @@ async fn gate(State(sandbox): State<Sandbox>, request: Request, next: Next) -> R
         body: body.as_ref().ok().and_then(|bytes| serde_json::from_slice(bytes).ok()),
     };
     let pending = sandbox.begin_call(start);
-    let response = match body {
-        Err(()) => provider.refusal(Refusal::PayloadTooLarge),
+    let mut response = match body {
+        Err(()) => provider.refusal(&sandbox, Refusal::PayloadTooLarge),
         Ok(bytes) => match handle(&sandbox, provider, parts, bytes, next).await {
             Handled::Answered(response) => response,
             Handled::ConnectionReset => {
@@ -161,6 +189,7 @@ async fn gate(State(sandbox): State<Sandbox>, request: Request, next: Next) -> R
             }
         },
     };
+    provider.decorate(&sandbox, &mut response);
     let status = response.status();
     sandbox.finish_call(pending, status.as_u16());
     tracing::debug!(%provider, status = status.as_u16(), "Answered a provider call.");
@@ -186,15 +215,15 @@ async fn handle(sandbox: &Sandbox, provider: Provider, parts: Parts, body: Bytes
                 handle.reset();
                 Handled::ConnectionReset
             }
-            None => Handled::Answered(provider.refusal(Refusal::InjectedError)),
+            None => Handled::Answered(provider.refusal(sandbox, Refusal::InjectedError)),
         },
-        FaultAction::Respond(refusal) => Handled::Answered(provider.refusal(refusal)),
+        FaultAction::Respond(refusal) => Handled::Answered(provider.refusal(sandbox, refusal)),
         FaultAction::Proceed => {
-            if let Some(response) = provider.auth_failure(sandbox, &parts) {
+            if let Some(response) = provider.auth_failure(sandbox, &parts, &body) {
                 return Handled::Answered(response);
             }
             if let Err(retry_after_secs) = sandbox.try_acquire(provider) {
-                return Handled::Answered(provider.refusal(Refusal::RateLimited { retry_after_secs }));
+                return Handled::Answered(provider.refusal(sandbox, Refusal::RateLimited { retry_after_secs }));
             }
             Handled::Answered(next.run(Request::from_parts(parts, Body::from(body))).await)
         }

@@ -9,17 +9,23 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
+use serde::Serialize;
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::{
-    CallRecord, EcomailEvent, EcomailSubscriber, Fault, Provider, SandboxConfig, SpotlerContact,
+    CallRecord, EcomailEvent, EcomailSubscriber, Fault, Provider, SalesmanagoLimitMode, SandboxConfig, SpotlerContact,
+    bloomreach::store::BloomreachStore,
     calls::{CallLog, CallStart, PendingCall},
     ecomail::store::EcomailStore,
     faults::FaultPlan,
-    limits::{Limiter, Rate, parse_rate_setting},
+    froomle::store::FroomleStore,
+    limits::{LimitStatus, Limiter, Rate, parse_rate_setting},
     provider::PerProvider,
+    salesmanago::store::SalesmanagoStore,
     spotler::store::SpotlerStore,
-    support::lock,
+    support::{lock, now_utc, rfc3339_millis},
+    voucherify::store::VoucherifyStore,
 };
 
 /// The sandbox state. Cheap to clone (an `Arc` inside); all clones share the same data.
@@ -36,6 +42,12 @@ struct Inner {
     limiters: Mutex<PerProvider<Limiter>>,
     spotler: Mutex<SpotlerStore>,
     ecomail: Mutex<EcomailStore>,
+    voucherify: Mutex<VoucherifyStore>,
+    bloomreach: Mutex<BloomreachStore>,
+    salesmanago: Mutex<SalesmanagoStore>,
+    /// How SALESmanago answers over its limit (starts as configured).
+    salesmanago_limit_mode: Mutex<SalesmanagoLimitMode>,
+    froomle: Mutex<FroomleStore>,
     /// `switchyard_sandbox_calls_total{provider,status_class}`, for the ops endpoint.
     answered: prometheus::IntCounterVec,
 }
@@ -51,6 +63,11 @@ impl Sandbox {
                 limiters: Mutex::new(PerProvider::from_fn(|p| Limiter::new(limits.get(p)))),
                 spotler: Mutex::new(SpotlerStore::default()),
                 ecomail: Mutex::new(EcomailStore::default()),
+                voucherify: Mutex::new(VoucherifyStore::new(&rfc3339_millis(now_utc()))),
+                bloomreach: Mutex::new(BloomreachStore::default()),
+                salesmanago: Mutex::new(SalesmanagoStore::default()),
+                salesmanago_limit_mode: Mutex::new(config.salesmanago.limit_mode),
+                froomle: Mutex::new(FroomleStore::default()),
                 answered: prometheus::IntCounterVec::new(
                     prometheus::Opts::new(
                         "switchyard_sandbox_calls_total",
@@ -79,6 +96,11 @@ impl Sandbox {
     pub fn reset(&self) {
         *lock(&self.inner.spotler) = SpotlerStore::default();
         *lock(&self.inner.ecomail) = EcomailStore::default();
+        *lock(&self.inner.voucherify) = VoucherifyStore::new(&rfc3339_millis(now_utc()));
+        *lock(&self.inner.bloomreach) = BloomreachStore::default();
+        *lock(&self.inner.salesmanago) = SalesmanagoStore::default();
+        *lock(&self.inner.salesmanago_limit_mode) = self.inner.config.salesmanago.limit_mode;
+        *lock(&self.inner.froomle) = FroomleStore::default();
         *lock(&self.inner.faults) = PerProvider::default();
         let limits = self.inner.config.limits;
         *lock(&self.inner.limiters) = PerProvider::from_fn(|p| Limiter::new(limits.get(p)));
@@ -166,6 +188,22 @@ impl Sandbox {
         lock(&self.inner.ecomail)
     }
 
+    pub(crate) fn voucherify_store(&self) -> MutexGuard<'_, VoucherifyStore> {
+        lock(&self.inner.voucherify)
+    }
+
+    pub(crate) fn bloomreach_store(&self) -> MutexGuard<'_, BloomreachStore> {
+        lock(&self.inner.bloomreach)
+    }
+
+    pub(crate) fn salesmanago_store(&self) -> MutexGuard<'_, SalesmanagoStore> {
+        lock(&self.inner.salesmanago)
+    }
+
+    pub(crate) fn froomle_store(&self) -> MutexGuard<'_, FroomleStore> {
+        lock(&self.inner.froomle)
+    }
+
     pub(crate) fn begin_call(&self, start: CallStart) -> PendingCall {
         lock(&self.inner.calls).begin(start)
     }
@@ -192,4 +230,105 @@ impl Sandbox {
     pub(crate) fn try_acquire(&self, provider: Provider) -> Result<(), u64> {
         lock(&self.inner.limiters).get_mut(provider).try_acquire(Instant::now())
     }
+
+    /// The budget `provider` has left now (`None` when unlimited).
+    pub(crate) fn limit_status(&self, provider: Provider) -> Option<LimitStatus> {
+        lock(&self.inner.limiters).get_mut(provider).status(Instant::now())
+    }
+
+    /// Every Voucherify publication, as `POST /v1/publications` returned it, oldest first.
+    pub fn voucherify_publications(&self) -> Vec<Value> {
+        lock(&self.inner.voucherify).publications()
+    }
+
+    /// Every Voucherify customer, as `GET /v1/customers/{id}` returns it, oldest first.
+    pub fn voucherify_customers(&self) -> Vec<Value> {
+        lock(&self.inner.voucherify).customers()
+    }
+
+    /// Every Voucherify voucher (published or not), as the API shows it.
+    pub fn voucherify_vouchers(&self) -> Vec<Value> {
+        lock(&self.inner.voucherify).vouchers()
+    }
+
+    /// Every custom event received through `create-event-bulk`: `{event, customer_id,
+    /// customer_source_id, metadata, created_at}`.
+    pub fn voucherify_events(&self) -> Vec<Value> {
+        to_values(lock(&self.inner.voucherify).events())
+    }
+
+    /// Every accepted call to the Voucherify integration endpoints: `{endpoint, received_at,
+    /// elements, applied, skipped, dropped_metadata, dropped_metadata_keys}`.
+    pub fn voucherify_integration_calls(&self) -> Vec<Value> {
+        to_values(lock(&self.inner.voucherify).integration_calls())
+    }
+
+    /// Every Bloomreach customer: `{ids, properties, property_timestamps, created_at,
+    /// updated_at}` (times in Unix seconds), oldest first.
+    pub fn bloomreach_customers(&self) -> Vec<Value> {
+        to_values(lock(&self.inner.bloomreach).customers())
+    }
+
+    /// Every accepted Bloomreach event, in arrival order: `{customer_ids, event_type,
+    /// timestamp, properties, received_at, command_id}`.
+    pub fn bloomreach_events(&self) -> Vec<Value> {
+        to_values(lock(&self.inner.bloomreach).events())
+    }
+
+    /// Every SALESmanago contact, oldest first: `{contact_id, email, name, phone, fax, company,
+    /// state, external_id, address, tags, properties, dictionary_properties, birthday, lang,
+    /// email_opt_in, phone_opt_in, created_at, modified_at}` (times in Unix ms).
+    pub fn salesmanago_contacts(&self) -> Vec<Value> {
+        to_values(lock(&self.inner.salesmanago).contacts())
+    }
+
+    /// Every SALESmanago external event, in arrival order: `{event_id, contact_id, email,
+    /// contact_ext_event_type, date, description, products, location, value, details,
+    /// external_id, shop_domain, received_at}`.
+    pub fn salesmanago_events(&self) -> Vec<Value> {
+        to_values(lock(&self.inner.salesmanago).events())
+    }
+
+    /// How SALESmanago currently answers a call over its rate limit.
+    pub fn salesmanago_limit_mode(&self) -> SalesmanagoLimitMode {
+        *lock(&self.inner.salesmanago_limit_mode)
+    }
+
+    /// Switches how SALESmanago answers a call over its rate limit (until the next reset,
+    /// which restores the configured mode).
+    pub fn set_salesmanago_limit_mode(&self, mode: SalesmanagoLimitMode) {
+        *lock(&self.inner.salesmanago_limit_mode) = mode;
+    }
+
+    /// Every answered Froomle recommendations request, in arrival order: `{request_id,
+    /// environment, channel, page_type, device_id, user_id, lists: [{list_name, list_key,
+    /// list_size, limit, item_ids}], received_at}`.
+    pub fn froomle_requests(&self) -> Vec<Value> {
+        to_values(lock(&self.inner.froomle).requests())
+    }
+
+    /// Every accepted Froomle event, in arrival order: `{environment, event_type, event,
+    /// received_at}` (`event` exactly as sent).
+    pub fn froomle_events(&self) -> Vec<Value> {
+        to_values(lock(&self.inner.froomle).events())
+    }
+
+    /// Invalidates every Froomle access token issued so far: the next call with one gets 401.
+    pub fn expire_froomle_tokens(&self) {
+        lock(&self.inner.froomle).expire_tokens();
+    }
+
+    /// How many Froomle access tokens were issued since the start (or the last reset).
+    pub fn froomle_tokens_issued(&self) -> usize {
+        lock(&self.inner.froomle).tokens_issued()
+    }
+}
+
+/// Serialises inspection records (plain data: serialisation cannot fail, but a record that
+/// somehow did would show as `null` rather than panic).
+fn to_values<T: Serialize>(records: &[T]) -> Vec<Value> {
+    records
+        .iter()
+        .map(|record| serde_json::to_value(record).unwrap_or(Value::Null))
+        .collect()
 }

@@ -1,9 +1,15 @@
 //! Small helpers shared by every provider emulation: clock and timestamp formats, a
-//! poison-tolerant mutex lock, the basic e-mail plausibility check and content-type checks.
+//! poison-tolerant mutex lock, the basic e-mail plausibility check, content-type checks,
+//! random identifiers, constant-time comparison and masking of e-mail addresses in texts.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use axum::http::{HeaderMap, header::CONTENT_TYPE};
+use axum::{
+    Json,
+    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+};
+use serde_json::Value;
 use time::{OffsetDateTime, format_description::FormatItem, macros::format_description};
 
 /// RFC 3339 with milliseconds in UTC, e.g. `2025-01-31T12:00:00.123Z` (the call log).
@@ -65,6 +71,69 @@ pub(crate) fn is_plausible_email(email: &str) -> bool {
         && !domain.contains("..")
 }
 
+/// A JSON answer prepared by a validation step (small enough to travel in a `Result`, unlike
+/// a whole `Response`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct JsonReply {
+    /// The status to answer with.
+    pub(crate) status: StatusCode,
+    /// The JSON body.
+    pub(crate) body: Value,
+}
+
+impl JsonReply {
+    /// `status` with `body`.
+    pub(crate) fn new(status: StatusCode, body: Value) -> Self {
+        Self { status, body }
+    }
+}
+
+impl IntoResponse for JsonReply {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// Compares two secrets without an early exit on the first differing byte.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The characters of generated identifiers.
+const ID_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// `prefix` followed by `len` random alphanumeric characters (`cust_7Hq...`).
+pub(crate) fn random_id(prefix: &str, len: usize) -> String {
+    let mut id = String::with_capacity(prefix.len() + len);
+    id.push_str(prefix);
+    for _ in 0..len {
+        let index = rand::random_range(0..ID_ALPHABET.len());
+        id.push(char::from(ID_ALPHABET[index]));
+    }
+    id
+}
+
+/// Lowercase hexadecimal of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+/// An identifier for an error text: itself, unless it looks like an e-mail address (error
+/// texts never carry addresses), in which case a placeholder.
+pub(crate) fn displayable_id(id: &str) -> String {
+    if id.contains('@') {
+        "<e-mail address>".to_owned()
+    } else {
+        id.chars().take(200).collect()
+    }
+}
+
 /// True if the request declares a JSON body (`application/json`, optionally with parameters,
 /// or any `+json` media type).
 pub(crate) fn has_json_content_type(headers: &HeaderMap) -> bool {
@@ -108,6 +177,19 @@ mod tests {
         assert_eq!(rfc3339_millis(at), "2025-01-31T12:34:56.789Z");
         assert_eq!(iso_seconds(at), "2025-01-31T12:34:56Z");
         assert_eq!(sql_datetime(at), "2025-01-31 12:34:56");
+    }
+
+    #[test]
+    fn helpers_compare_encode_and_mask() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+        let id = random_id("cust_", 24);
+        assert!(id.starts_with("cust_") && id.len() == 29, "{id}");
+        assert!(id.chars().skip(5).all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(displayable_id("order-1"), "order-1");
+        assert_eq!(displayable_id("ann@example.com"), "<e-mail address>");
     }
 
     #[test]

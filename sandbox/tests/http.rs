@@ -991,7 +991,7 @@ async fn control_endpoints_validate_their_input() {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path} {body}");
     }
     let response = h
-        .control(Method::PUT, "/_sandbox/faults/voucherify")
+        .control(Method::PUT, "/_sandbox/faults/mailchimp")
         .json(&json!({}))
         .send()
         .await

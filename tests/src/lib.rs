@@ -20,6 +20,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub mod loyalty;
+pub mod recommendations;
+pub mod voucher;
+
 /// The name of the observer queue that collects results in tests.
 pub const RESULTS: &str = "test.results";
 

@@ -40,8 +40,14 @@ macro_rules! spec {
 /// All message types: each family module (`contact`, `loyalty`, `voucher`, `recommendation`,
 /// `inbound`) lists its own in `SPECS`.
 pub static CATALOG: LazyLock<Vec<MessageSpec>> = LazyLock::new(|| {
-    [crate::contact::SPECS, crate::loyalty::SPECS, crate::voucher::SPECS, crate::recommendation::SPECS, crate::inbound::SPECS]
-        .concat()
+    [
+        crate::contact::SPECS,
+        crate::loyalty::SPECS,
+        crate::voucher::SPECS,
+        crate::recommendation::SPECS,
+        crate::inbound::SPECS,
+    ]
+    .concat()
 });
 
 /// The spec of `kind`, if known.

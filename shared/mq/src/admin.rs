@@ -311,12 +311,32 @@ impl Admin {
     /// Declares a durable queue (`<ns>.<name>`) bound to the main exchange with the given
     /// routing keys, for observers of results (tests, the demo, downstream consumers).
     pub async fn declare_observer(&self, name: &str, routing_keys: &[&str]) -> Result<String, MqError> {
-        let channel = self.connection.create_channel().await?;
-        let queue = self.names.work_queue(name);
         let options = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()
         };
+        self.declare_bound(name, routing_keys, options).await
+    }
+
+    /// Like [`Admin::declare_observer`], but the queue belongs to this connection: the broker
+    /// deletes it when the connection closes (one-off collectors such as `switchyard batch`).
+    pub async fn declare_private_observer(&self, name: &str, routing_keys: &[&str]) -> Result<String, MqError> {
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        self.declare_bound(name, routing_keys, options).await
+    }
+
+    async fn declare_bound(
+        &self,
+        name: &str,
+        routing_keys: &[&str],
+        options: QueueDeclareOptions,
+    ) -> Result<String, MqError> {
+        let channel = self.connection.create_channel().await?;
+        let queue = self.names.work_queue(name);
         channel
             .queue_declare(queue.as_str().into(), options, FieldTable::default())
             .await?;

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`topology`]: names under `SWITCHYARD_NAMESPACE`, idempotent declaration and drift checks.
+//! - [`definitions`]: the same topology as a RabbitMQ definitions document.
 //! - [`outcome`]: what a handler returns and the one function ([`outcome::plan`]) that maps it to
 //!   ack / delay tier / dead letter.
 //! - [`headers`]: our `x-switchyard-*` headers.
@@ -19,6 +20,7 @@
 pub mod admin;
 pub mod connection;
 pub mod consumer;
+pub mod definitions;
 pub mod headers;
 pub mod metrics;
 pub mod outcome;

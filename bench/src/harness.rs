@@ -1,0 +1,275 @@
+//! What every scenario shares: a throwaway broker namespace (declared up front, deleted
+//! afterwards), the in-process sandbox, worker environments, message bodies, and the
+//! "publish a backlog, start the worker, time the results" run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use lapin::Connection;
+use mq::WorkerTopology;
+use mq::admin::Admin;
+use settings::{MqConfig, Secret};
+use switchyard_sandbox::RunningSandbox;
+use tokio::time::Instant;
+
+use crate::amqp::{self, Message, Observer};
+use crate::config::Config;
+use crate::process::{Rss, WorkerProcess};
+use crate::series;
+
+/// The observer queue results are collected in (under the namespace).
+pub(crate) const RESULTS: &str = "bench.results";
+
+/// Everything a scenario needs: the settings, the sandbox and where outputs go.
+#[derive(Debug)]
+pub(crate) struct Bench {
+    /// Settings.
+    pub(crate) config: Config,
+    /// The provider emulator, in this process.
+    pub(crate) sandbox: RunningSandbox,
+}
+
+impl Bench {
+    /// Where worker logs go.
+    pub(crate) fn log_path(&self, name: &str) -> PathBuf {
+        self.config.out.join("logs").join(format!("{name}.log"))
+    }
+
+    /// A release worker binary.
+    pub(crate) fn binary(&self, name: &str) -> PathBuf {
+        self.config.bin_dir.join(name)
+    }
+}
+
+/// A broker namespace of one scenario, with the bench's own connections.
+#[derive(Debug)]
+pub(crate) struct Namespace {
+    /// `SWITCHYARD_NAMESPACE` of the scenario.
+    pub(crate) name: String,
+    /// Declaration, inspection and clean-up.
+    pub(crate) admin: Admin,
+    /// The bench's publishing connection.
+    pub(crate) publish: Connection,
+    /// The observer's connection (its own, so results never queue behind publishes).
+    pub(crate) observe: Connection,
+    topologies: Vec<WorkerTopology>,
+    extra_queues: Vec<String>,
+}
+
+impl Namespace {
+    /// A fresh namespace `bench-<scenario>-<random>` with `topologies` declared.
+    pub(crate) async fn create(config: &Config, scenario: &str, topologies: Vec<WorkerTopology>) -> Result<Self> {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("bench-{scenario}-{}", suffix.get(..8).unwrap_or(&suffix));
+        let mq = MqConfig {
+            urls: vec![Secret::from(config.amqp_url().to_owned())],
+            namespace: name.clone(),
+        };
+        let admin = Admin::connect(&mq).await.context("the bench's admin connection")?;
+        admin.declare(&topologies).await.context("declaring the scenario's topology")?;
+        let publish = amqp::connect(config.amqp_url(), "bench publish").await?;
+        let observe = amqp::connect(config.amqp_url(), "bench observe").await?;
+        Ok(Self {
+            name,
+            admin,
+            publish,
+            observe,
+            topologies,
+            extra_queues: Vec::new(),
+        })
+    }
+
+    /// The main exchange.
+    pub(crate) fn exchange(&self) -> String {
+        self.admin.names().exchange()
+    }
+
+    /// A worker's work queue.
+    pub(crate) fn work_queue(&self, worker: &str) -> String {
+        self.admin.names().work_queue(worker)
+    }
+
+    /// Declares the results observer queue bound to `routing_keys` and starts observing it.
+    pub(crate) async fn observer(&mut self, routing_keys: &[&str]) -> Result<Observer> {
+        let queue = self.admin.declare_observer(RESULTS, routing_keys).await?;
+        self.extra_queues.push(queue.clone());
+        Observer::start(&self.observe, &queue).await
+    }
+
+    /// Publishes `messages` to the main exchange with confirms; returns the confirm instants.
+    pub(crate) async fn publish_backlog(&self, messages: impl IntoIterator<Item = Message>) -> Result<Vec<Instant>> {
+        let channel = amqp::confirm_channel(&self.publish).await?;
+        let confirmed = amqp::publish_all(&channel, &self.exchange(), messages).await?;
+        channel.close(200, "published".into()).await?;
+        Ok(confirmed)
+    }
+
+    /// Messages in a worker's dead-letter queue.
+    pub(crate) async fn dead_letters(&self, worker: &str) -> Result<u32> {
+        Ok(self.admin.queue_depth(&self.admin.names().dead_queue(worker)).await?)
+    }
+
+    /// Deletes every queue and exchange of the namespace.
+    pub(crate) async fn remove(self) -> Result<()> {
+        let _closed = self.publish.close(200, "bench done".into()).await;
+        let _closed = self.observe.close(200, "bench done".into()).await;
+        let removed = self.admin.remove_namespace(&self.topologies, &self.extra_queues).await;
+        self.admin.close().await;
+        removed.with_context(|| format!("cannot remove namespace {}", self.name))
+    }
+}
+
+/// contact-sync's topology (default tiers and delivery limit, as the worker declares it).
+pub(crate) fn contact_sync_topology() -> Result<WorkerTopology> {
+    let defaults: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    let spec = mq::WorkerSpec::from_strings(
+        &defaults,
+        contact_sync::config::WORKER,
+        contact_sync::config::ROUTING_KEYS,
+        1,
+    )?;
+    Ok(spec.topology)
+}
+
+/// How contact-sync runs in a scenario.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ContactSyncRun {
+    /// `CONTACT_SYNC_DESTINATIONS`.
+    pub(crate) destinations: &'static str,
+    /// `SWITCHYARD_PREFETCH`.
+    pub(crate) prefetch: u16,
+    /// `SPOTLER_CONCURRENCY` and `ECOMAIL_CONCURRENCY`.
+    pub(crate) concurrency: u32,
+}
+
+/// The throughput configuration: prefetch 200, provider concurrency and rates out of the way.
+pub(crate) const FAST: ContactSyncRun = ContactSyncRun {
+    destinations: "spotler",
+    prefetch: 200,
+    concurrency: 200,
+};
+
+/// contact-sync's environment in `namespace`, pointed at the sandbox, with no effective rate
+/// limit (the sandbox has none either in these scenarios).
+pub(crate) fn contact_sync_env(bench: &Bench, namespace: &str, run: ContactSyncRun) -> BTreeMap<String, String> {
+    let sandbox = &bench.sandbox;
+    let mapping = bench.config.workspace.join("config/field-mapping.toml");
+    let concurrency = run.concurrency.to_string();
+    [
+        ("AMQP_URL", bench.config.amqp_url().to_owned()),
+        ("SWITCHYARD_NAMESPACE", namespace.to_owned()),
+        ("SWITCHYARD_PREFETCH", run.prefetch.to_string()),
+        ("CONTACT_SYNC_DESTINATIONS", run.destinations.to_owned()),
+        ("CONTACT_SYNC_MAPPING", mapping.display().to_string()),
+        ("SPOTLER_BASE_URL", sandbox.spotler_base_url()),
+        (
+            "SPOTLER_CONSUMER_KEY",
+            switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_KEY.to_owned(),
+        ),
+        (
+            "SPOTLER_CONSUMER_SECRET",
+            switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_SECRET.to_owned(),
+        ),
+        ("SPOTLER_RATE", "1000000/s".to_owned()),
+        ("SPOTLER_BURST", "1000".to_owned()),
+        ("SPOTLER_CONCURRENCY", concurrency.clone()),
+        ("ECOMAIL_BASE_URL", sandbox.ecomail_base_url()),
+        ("ECOMAIL_API_KEY", switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned()),
+        ("ECOMAIL_LIST_ID", "1".to_owned()),
+        ("ECOMAIL_RATE", "1000000/s".to_owned()),
+        ("ECOMAIL_BURST", "1000".to_owned()),
+        ("ECOMAIL_CONCURRENCY", concurrency),
+        ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// A `contact.changed` for a distinct contact (one provider call per destination: no order,
+/// so no read before the write).
+pub(crate) fn contact_changed(prefix: &str, index: usize) -> Message {
+    let body = serde_json::json!({
+        "contact_id": format!("{prefix}-{index}"),
+        "email": format!("{prefix}.{index}@example.com"),
+        "first_name": "Jana",
+        "last_name": "Nováková",
+        "city": "Brno",
+        "country": "CZ",
+        "language": "cs - eshop-cz - b2c",
+        "permissions": { "newsletter": true, "offers": false },
+        "attributes": { "loyalty_tier": "gold" },
+        "changed_at": "2026-11-20T10:00:00Z",
+    });
+    Message {
+        id: format!("{prefix}-{index}"),
+        kind: "contact.changed",
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    }
+}
+
+/// What a drained backlog showed.
+#[derive(Debug, Clone)]
+pub(crate) struct Drained {
+    /// Steady-state input messages per second.
+    pub(crate) rate: f64,
+    /// Input messages per second over time since the worker started.
+    pub(crate) points: Vec<(f64, f64)>,
+    /// The worker's memory once the backlog was drained (`peak_kib` covers the whole run).
+    pub(crate) rss: Rss,
+    /// Dead letters left behind (should be 0).
+    pub(crate) dead_letters: u32,
+}
+
+/// Publishes `backlog` messages made by `make`, then starts the worker and times the
+/// `results_per_message × backlog` results until all arrived.
+pub(crate) async fn drain_backlog(
+    bench: &Bench,
+    namespace: &mut Namespace,
+    label: &str,
+    env: &BTreeMap<String, String>,
+    backlog: usize,
+    results_per_message: usize,
+    make: impl Fn(usize) -> Message,
+) -> Result<Drained> {
+    let observer = namespace.observer(&["contact.synced"]).await?;
+    namespace.publish_backlog((0..backlog).map(make)).await?;
+    println!("  {label}: {backlog} messages queued; starting contact-sync");
+    let started = Instant::now();
+    let mut worker = WorkerProcess::start(
+        label,
+        &bench.binary("contact-sync"),
+        env,
+        &bench.log_path(label),
+    )?;
+    let want = backlog * results_per_message;
+    let timeout = Duration::from_secs(120) + Duration::from_secs_f64(want as f64 / 500.0);
+    let complete = observer.wait_for(want, timeout).await;
+    worker.check_alive()?;
+    let rss = worker.rss()?;
+    worker.stop(Duration::from_secs(20)).await?;
+    let seen = observer.take();
+    observer.stop().await;
+    if !complete {
+        bail!(
+            "{label}: only {} of {want} results arrived; see {}",
+            seen.len(),
+            bench.log_path(label).display()
+        );
+    }
+    let dead_letters = namespace.dead_letters(contact_sync::config::WORKER).await?;
+    let mut arrivals: Vec<Instant> = seen.iter().map(|s| s.at).collect();
+    arrivals.sort_unstable();
+    let per = results_per_message as f64;
+    let rate = series::steady_rate(&arrivals).context("too few results to time")? / per;
+    Ok(Drained {
+        rate,
+        points: series::over_time(started, &arrivals, per),
+        rss,
+        dead_letters,
+    })
+}

@@ -1,0 +1,145 @@
+//! Worker processes: the release binaries started with a chosen environment, their resident
+//! memory read from `/proc/<pid>/status`, and a graceful stop (SIGTERM, then a kill after a
+//! deadline).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use tokio::process::{Child, Command};
+
+/// Resident memory of a process, in KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rss {
+    /// `VmRSS`: resident now.
+    pub(crate) current_kib: u64,
+    /// `VmHWM`: the peak since the process started.
+    pub(crate) peak_kib: u64,
+}
+
+/// KiB as MiB.
+pub(crate) fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Parses `VmRSS` and `VmHWM` out of `/proc/<pid>/status`.
+pub(crate) fn parse_status(status: &str) -> Option<Rss> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    Some(Rss {
+        current_kib: field("VmRSS:")?,
+        peak_kib: field("VmHWM:")?,
+    })
+}
+
+/// A worker binary running as a child process.
+#[derive(Debug)]
+pub(crate) struct WorkerProcess {
+    name: String,
+    child: Child,
+    pid: u32,
+}
+
+impl WorkerProcess {
+    /// Starts `binary` with `env` added to the inherited environment; its output goes to
+    /// `log`.
+    pub(crate) fn start(name: &str, binary: &Path, env: &BTreeMap<String, String>, log: &Path) -> Result<Self> {
+        if !binary.exists() {
+            bail!(
+                "{} is missing: build the release binaries first (`cargo build --release --bins`, which `make bench` does)",
+                binary.display()
+            );
+        }
+        let output = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let errors = output.try_clone()?;
+        let child = Command::new(binary)
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(output)
+            .stderr(errors)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let pid = child.id().context("the worker exited at once")?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            pid,
+        })
+    }
+
+    /// Its memory now.
+    pub(crate) fn rss(&self) -> Result<Rss> {
+        let path = format!("/proc/{}/status", self.pid);
+        let status = std::fs::read_to_string(&path).with_context(|| format!("{} is not running", self.name))?;
+        parse_status(&status).with_context(|| format!("no VmRSS/VmHWM in {path}"))
+    }
+
+    /// Fails if the process has exited.
+    pub(crate) fn check_alive(&mut self) -> Result<()> {
+        match self.child.try_wait()? {
+            None => Ok(()),
+            Some(status) => bail!("{} exited early ({status}); see its log in target/bench/logs/", self.name),
+        }
+    }
+
+    /// SIGTERM, then waits up to `deadline` for a graceful exit before killing it.
+    pub(crate) async fn stop(mut self, deadline: Duration) -> Result<()> {
+        if self.child.try_wait()?.is_none() {
+            // tokio can only SIGKILL; a graceful stop needs SIGTERM, sent to this child's pid only.
+            let sent = Command::new("kill")
+                .args(["-TERM", &self.pid.to_string()])
+                .status()
+                .await
+                .context("cannot run `kill`")?;
+            if !sent.success() {
+                bail!("`kill -TERM {}` failed", self.pid);
+            }
+            match tokio::time::timeout(deadline, self.child.wait()).await {
+                Ok(status) => {
+                    let status = status?;
+                    if !status.success() {
+                        bail!("{} exited with {status} after SIGTERM", self.name);
+                    }
+                }
+                Err(_) => {
+                    self.child.kill().await?;
+                    bail!("{} did not stop within {deadline:?} of SIGTERM; killed", self.name);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields_are_parsed_in_kib() {
+        let status = "Name:\tcontact-sync\nVmHWM:\t   14336 kB\nVmRSS:\t   12288 kB\nThreads:\t3\n";
+        assert_eq!(
+            parse_status(status),
+            Some(Rss {
+                current_kib: 12288,
+                peak_kib: 14336
+            })
+        );
+        assert_eq!(parse_status("Name:\tx\n"), None);
+        assert!((mib(12288) - 12.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn own_process_memory_is_readable() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let rss = parse_status(&status);
+        assert!(rss.is_some_and(|r| r.current_kib > 0 && r.peak_kib >= r.current_kib));
+    }
+}

@@ -1,0 +1,211 @@
+//! Throughput scenarios: the floor (raw publish and the lapin relay), contact-sync end to end
+//! with one and with two destinations, concurrency efficiency against a slow provider, and
+//! memory while draining a large backlog.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use switchyard_sandbox::{Fault, Provider};
+use tokio::time::Instant;
+
+use crate::floor::{self, Relay};
+use crate::harness::{self, Bench, ContactSyncRun, Drained, FAST, Namespace};
+use crate::process;
+use crate::series::{self, Series};
+use crate::summary::{Figure, Summary};
+
+/// The relay rate the brief measured on this kind of machine (2 cores, RabbitMQ 3.10, lapin,
+/// prefetch 200): the floor code must reach it, or the ratios flatter the workers.
+pub(crate) const REFERENCE_RELAY_MSGS_PER_S: f64 = 21_000.0;
+
+/// Prefetch of every throughput run, floor and worker alike.
+pub(crate) const PREFETCH: u16 = 200;
+
+/// Raw publish with confirms, then the relay draining what was published.
+pub(crate) async fn floor(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
+    let n = bench.config.sizes.floor;
+    let mut namespace = Namespace::create(&bench.config, "floor", vec![harness::contact_sync_topology()?]).await?;
+    let result = async {
+        println!("floor: raw publish of {n} messages with confirms");
+        let started = Instant::now();
+        let confirmed = namespace
+            .publish_backlog((0..n).map(|i| harness::contact_changed("floor", i)))
+            .await?;
+        let publish_rate = series::steady_rate(&confirmed).context("too few confirms to time")?;
+        plots.push(Series {
+            name: "floor: raw publish with confirms".to_owned(),
+            points: series::over_time(started, &confirmed, 1.0),
+            steady: publish_rate,
+        });
+
+        println!("floor: lapin relay draining {n} messages (prefetch {PREFETCH})");
+        let observer = namespace.observer(&[floor::RESULT_KIND]).await?;
+        let started = Instant::now();
+        let relay = Relay::start(
+            bench.config.amqp_url(),
+            &namespace.work_queue(contact_sync::config::WORKER),
+            &namespace.exchange(),
+            PREFETCH,
+        )
+        .await?;
+        let complete = observer.wait_for(n, Duration::from_secs(300)).await;
+        relay.stop().await?;
+        let seen = observer.take();
+        observer.stop().await;
+        if !complete {
+            bail!("the relay moved only {} of {n} messages", seen.len());
+        }
+        let mut arrivals: Vec<Instant> = seen.iter().map(|s| s.at).collect();
+        arrivals.sort_unstable();
+        let relay_rate = series::steady_rate(&arrivals).context("too few results to time")?;
+        plots.push(Series {
+            name: "floor: lapin relay (prefetch 200)".to_owned(),
+            points: series::over_time(started, &arrivals, 1.0),
+            steady: relay_rate,
+        });
+        summary.add(
+            "floor_publish_msgs_per_s",
+            Figure::at_least(publish_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
+        );
+        summary.add(
+            "floor_relay_msgs_per_s",
+            Figure::at_least(relay_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
+        );
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    namespace.remove().await?;
+    result
+}
+
+async fn contact_sync_drain(
+    bench: &Bench,
+    scenario: &str,
+    run: ContactSyncRun,
+    backlog: usize,
+    results_per_message: usize,
+) -> Result<Drained> {
+    bench.sandbox.state.reset();
+    let mut namespace = Namespace::create(&bench.config, scenario, vec![harness::contact_sync_topology()?]).await?;
+    let env = harness::contact_sync_env(bench, &namespace.name, run);
+    let drained = harness::drain_backlog(bench, &mut namespace, scenario, &env, backlog, results_per_message, |i| {
+        harness::contact_changed(scenario, i)
+    })
+    .await;
+    namespace.remove().await?;
+    let drained = drained?;
+    if drained.dead_letters > 0 {
+        bail!(
+            "{scenario}: {} messages were dead-lettered; see {}",
+            drained.dead_letters,
+            bench.log_path(scenario).display()
+        );
+    }
+    Ok(drained)
+}
+
+/// contact-sync end to end with Spotler only (one provider call per message: the fair
+/// comparison with the relay) and, as an extra figure, with both destinations.
+pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
+    let sizes = bench.config.sizes;
+    println!("worker: contact-sync (spotler), backlog {}", sizes.worker);
+    let one = contact_sync_drain(bench, "worker-spotler", FAST, sizes.worker, 1).await?;
+    plots.push(Series {
+        name: format!("contact-sync, spotler ({} backlog)", sizes.worker),
+        points: one.points.clone(),
+        steady: one.rate,
+    });
+    summary.add("worker_msgs_per_s", Figure::at_least(one.rate.round(), goal_half_floor(summary), "msg/s"));
+    if let Some(floor) = summary.get("floor_relay_msgs_per_s") {
+        summary.add("throughput_ratio", Figure::at_least(one.rate / floor.value, 0.5, "ratio"));
+    }
+    summary.add(
+        "rss_load_half_backlog_mib",
+        Figure::at_most(process::mib(one.rss.peak_kib), 50.0, "MiB"),
+    );
+
+    println!("worker: contact-sync (spotler + ecomail), backlog {}", sizes.worker_both);
+    let both_run = ContactSyncRun {
+        destinations: "spotler,ecomail",
+        ..FAST
+    };
+    let both = contact_sync_drain(bench, "worker-both", both_run, sizes.worker_both, 2).await?;
+    plots.push(Series {
+        name: format!("contact-sync, spotler + ecomail ({} backlog)", sizes.worker_both),
+        points: both.points,
+        steady: both.rate,
+    });
+    // Two provider calls per message: the same per-call goal is half the message rate.
+    summary.add(
+        "worker_both_destinations_msgs_per_s",
+        Figure::at_least(both.rate.round(), goal_half_floor(summary) / 2.0, "msg/s"),
+    );
+    Ok(())
+}
+
+/// Half the measured floor (the reference rate when the floor did not run).
+fn goal_half_floor(summary: &Summary) -> f64 {
+    let floor = summary
+        .get("floor_relay_msgs_per_s")
+        .map_or(REFERENCE_RELAY_MSGS_PER_S, |f| f.value);
+    (floor * 0.5).round()
+}
+
+/// Provider latency in the concurrency run.
+pub(crate) const SLOW_PROVIDER_MS: u64 = 50;
+/// Provider concurrency in the concurrency run.
+pub(crate) const CONCURRENCY: u32 = 64;
+
+/// Throughput against a provider that answers in 50 ms, as a share of `C / 50 ms`.
+pub(crate) async fn concurrency(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
+    let backlog = bench.config.sizes.concurrency;
+    println!("concurrency: provider latency {SLOW_PROVIDER_MS} ms, concurrency {CONCURRENCY}, backlog {backlog}");
+    let run = ContactSyncRun {
+        destinations: "spotler",
+        prefetch: u16::try_from(CONCURRENCY * 2).unwrap_or(u16::MAX),
+        concurrency: CONCURRENCY,
+    };
+    bench.sandbox.state.reset();
+    let mut namespace = Namespace::create(&bench.config, "concurrency", vec![harness::contact_sync_topology()?]).await?;
+    bench
+        .sandbox
+        .state
+        .set_fault(Provider::Spotler, Fault::latency(SLOW_PROVIDER_MS))
+        .map_err(anyhow::Error::msg)?;
+    let env = harness::contact_sync_env(bench, &namespace.name, run);
+    let drained = harness::drain_backlog(bench, &mut namespace, "concurrency", &env, backlog, 1, |i| {
+        harness::contact_changed("concurrency", i)
+    })
+    .await;
+    bench.sandbox.state.clear_fault(Provider::Spotler);
+    namespace.remove().await?;
+    let drained = drained?;
+    let ideal = f64::from(CONCURRENCY) / (SLOW_PROVIDER_MS as f64 / 1000.0);
+    plots.push(Series {
+        name: format!("concurrency {CONCURRENCY}, provider latency {SLOW_PROVIDER_MS} ms (ideal {ideal:.0}/s)"),
+        points: drained.points,
+        steady: drained.rate,
+    });
+    summary.add(
+        "concurrency_efficiency",
+        Figure::at_least(drained.rate / ideal, 0.9, "ratio"),
+    );
+    Ok(())
+}
+
+/// Peak memory while draining the large backlog.
+pub(crate) async fn memory(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
+    let backlog = bench.config.sizes.memory;
+    println!("memory: contact-sync (spotler) draining {backlog}");
+    let drained = contact_sync_drain(bench, "memory", FAST, backlog, 1).await?;
+    plots.push(Series {
+        name: format!("contact-sync, spotler ({backlog} backlog, memory run)"),
+        points: drained.points,
+        steady: drained.rate,
+    });
+    summary.add(
+        "rss_load_mib",
+        Figure::at_most(process::mib(drained.rss.peak_kib), 50.0, "MiB"),
+    );
+    Ok(())
+}

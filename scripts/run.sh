@@ -17,6 +17,10 @@ mkdir -p "$run_dir/logs"
 SANDBOX_ADDR=${SANDBOX_ADDR:-127.0.0.1:8080}
 SANDBOX_METRICS_ADDR=${SANDBOX_METRICS_ADDR:-127.0.0.1:9470}
 CONTACT_SYNC_METRICS_ADDR=${CONTACT_SYNC_METRICS_ADDR:-127.0.0.1:9464}
+LOYALTY_EVENTS_METRICS_ADDR=${LOYALTY_EVENTS_METRICS_ADDR:-127.0.0.1:9465}
+VOUCHER_EVENTS_METRICS_ADDR=${VOUCHER_EVENTS_METRICS_ADDR:-127.0.0.1:9466}
+RECOMMENDATIONS_METRICS_ADDR=${RECOMMENDATIONS_METRICS_ADDR:-127.0.0.1:9467}
+ECOMAIL_LIST_ID=${ECOMAIL_LIST_ID:-7}
 sandbox_url="http://$SANDBOX_ADDR"
 bin=target/debug
 
@@ -55,15 +59,39 @@ start switchyard-sandbox SANDBOX_ADDR="$SANDBOX_ADDR" METRICS_ADDR="$SANDBOX_MET
   "$bin/switchyard-sandbox"
 wait_ready switchyard-sandbox "http://$SANDBOX_METRICS_ADDR/readyz"
 
-start contact-sync METRICS_ADDR="$CONTACT_SYNC_METRICS_ADDR" LOG_FORMAT=json \
+# Every worker points at the sandbox with its default credentials.
+ecomail=(ECOMAIL_BASE_URL="$sandbox_url/ecomail" ECOMAIL_API_KEY=sandbox-ecomail-key ECOMAIL_LIST_ID="$ECOMAIL_LIST_ID")
+start contact-sync METRICS_ADDR="$CONTACT_SYNC_METRICS_ADDR" LOG_FORMAT=json "${ecomail[@]}" \
   SPOTLER_BASE_URL="$sandbox_url/spotler/integrationservice-1.1.0" \
   SPOTLER_CONSUMER_KEY=sandbox-spotler-key SPOTLER_CONSUMER_SECRET=sandbox-spotler-secret \
-  ECOMAIL_BASE_URL="$sandbox_url/ecomail" ECOMAIL_API_KEY=sandbox-ecomail-key ECOMAIL_LIST_ID=1 \
   "$bin/contact-sync"
 wait_ready contact-sync "http://$CONTACT_SYNC_METRICS_ADDR/readyz"
 
+start loyalty-events METRICS_ADDR="$LOYALTY_EVENTS_METRICS_ADDR" LOG_FORMAT=json "${ecomail[@]}" \
+  "$bin/loyalty-events"
+wait_ready loyalty-events "http://$LOYALTY_EVENTS_METRICS_ADDR/readyz"
+
+start voucher-events METRICS_ADDR="$VOUCHER_EVENTS_METRICS_ADDR" LOG_FORMAT=json \
+  VOUCHERIFY_BASE_URL="$sandbox_url/voucherify" \
+  VOUCHERIFY_APP_ID=sandbox-voucherify-app VOUCHERIFY_APP_TOKEN=sandbox-voucherify-token \
+  VOUCHERIFY_INTEGRATION_BASE_URL="$sandbox_url/voucherify-integration" \
+  VOUCHERIFY_INTEGRATION_APP_ID=sandbox-vf-integration-app VOUCHERIFY_INTEGRATION_SECRET_KEY=sandbox-vf-integration-secret \
+  BLOOMREACH_BASE_URL="$sandbox_url/bloomreach" BLOOMREACH_PROJECT_TOKEN=sandbox-project \
+  BLOOMREACH_API_KEY_ID=sandbox-bloomreach-key BLOOMREACH_API_SECRET=sandbox-bloomreach-secret \
+  "$bin/voucher-events"
+wait_ready voucher-events "http://$VOUCHER_EVENTS_METRICS_ADDR/readyz"
+
+start recommendations METRICS_ADDR="$RECOMMENDATIONS_METRICS_ADDR" LOG_FORMAT=json \
+  FROOMLE_BASE_URL="$sandbox_url/froomle" \
+  FROOMLE_CLIENT_ID=sandbox-froomle-client FROOMLE_CLIENT_SECRET=sandbox-froomle-secret \
+  "$bin/recommendations"
+wait_ready recommendations "http://$RECOMMENDATIONS_METRICS_ADDR/readyz"
+
 echo "switchyard-sandbox metrics http://$SANDBOX_METRICS_ADDR/metrics"
 echo "contact-sync metrics http://$CONTACT_SYNC_METRICS_ADDR/metrics"
+echo "loyalty-events metrics http://$LOYALTY_EVENTS_METRICS_ADDR/metrics"
+echo "voucher-events metrics http://$VOUCHER_EVENTS_METRICS_ADDR/metrics"
+echo "recommendations metrics http://$RECOMMENDATIONS_METRICS_ADDR/metrics"
 say "Logs are in $run_dir/logs/"
 
 # One transient failure and one rate limit, so the summary shows a retry and a pause.
@@ -75,7 +103,9 @@ curl -fsS -X PUT "$sandbox_url/_sandbox/faults/ecomail" -H 'content-type: applic
 say "Publishing the samples"
 demo_status=0
 "$bin/switchyard" demo --samples samples --sandbox "$sandbox_url" \
-  --metrics "http://$CONTACT_SYNC_METRICS_ADDR/metrics" || demo_status=$?
+  --metrics "http://$CONTACT_SYNC_METRICS_ADDR/metrics" --metrics "http://$LOYALTY_EVENTS_METRICS_ADDR/metrics" \
+  --metrics "http://$VOUCHER_EVENTS_METRICS_ADDR/metrics" --metrics "http://$RECOMMENDATIONS_METRICS_ADDR/metrics" \
+  || demo_status=$?
 
 for i in "${!pids[@]}"; do
   if ! kill -0 "${pids[$i]}" 2>/dev/null; then

@@ -1,5 +1,5 @@
 # Thin aliases; the logic lives in scripts/ and in Rust.
-.PHONY: setup run test fmt lint
+.PHONY: setup run test bench fmt lint
 
 setup:
 	scripts/setup.sh
@@ -9,6 +9,9 @@ run:
 
 test:
 	scripts/test.sh
+
+bench:
+	scripts/bench.sh
 
 fmt:
 	cargo fmt --all

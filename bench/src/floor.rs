@@ -5,14 +5,17 @@
 //! flatter the workers. The relay does what a worker does minus the work: consume from the same
 //! quorum work queue at the same prefetch, publish a result (`mandatory`, persistent) on a
 //! second connection, and ack the input as soon as that publish is confirmed. Acks run
-//! concurrently (one small task per delivery), so a slow confirm never holds up the next
-//! delivery.
+//! concurrently with consuming, in a task of their own: confirms arrive in publish order, so
+//! that task awaits them in order and acks every confirmed run of deliveries with one
+//! `multiple` ack as soon as it has caught up (at least every [`ACK_BATCH`] deliveries). A
+//! publish that is not confirmed gets its input nacked (requeued) on its own.
 
 use anyhow::{Context as _, Result};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions};
 use lapin::types::{FieldTable, ShortString};
-use lapin::{BasicProperties, Connection};
+use lapin::{Acker, BasicProperties, Connection, PublisherConfirm};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::amqp;
@@ -26,6 +29,7 @@ pub(crate) struct Relay {
     consume: Connection,
     publish: Connection,
     task: JoinHandle<Result<()>>,
+    acks: JoinHandle<()>,
 }
 
 impl Relay {
@@ -46,6 +50,8 @@ impl Relay {
             .await
             .with_context(|| format!("cannot consume `{queue}`"))?;
         let exchange = ShortString::from(exchange);
+        let (settle, settled) = mpsc::unbounded_channel();
+        let acks = tokio::spawn(settle_in_order(settled));
         let task = tokio::spawn(async move {
             // Holds the consuming channel open while the relay runs.
             let _input = input;
@@ -74,33 +80,24 @@ impl Relay {
                         properties,
                     )
                     .await?;
-                tokio::spawn(async move {
-                    let confirmed = match confirm.await {
-                        Ok(confirmation) => amqp::check_confirmation(confirmation).is_ok(),
-                        Err(_) => false,
-                    };
-                    // An ack or nack that fails means the channel is gone; the broker requeues.
-                    let _settled = if confirmed {
-                        delivery.acker.ack(BasicAckOptions::default()).await
-                    } else {
-                        delivery
-                            .acker
-                            .nack(BasicNackOptions {
-                                multiple: false,
-                                requeue: true,
-                            })
-                            .await
-                    };
-                });
+                if settle.send((confirm, delivery.acker)).is_err() {
+                    break;
+                }
             }
             Ok(())
         });
-        Ok(Self { consume, publish, task })
+        Ok(Self {
+            consume,
+            publish,
+            task,
+            acks,
+        })
     }
 
     /// Stops relaying and closes both connections (unacked deliveries go back to the queue).
     pub(crate) async fn stop(self) -> Result<()> {
         self.task.abort();
+        self.acks.abort();
         let finished = self.task.await;
         let _closed = self.consume.close(200, "bench done".into()).await;
         let _closed = self.publish.close(200, "bench done".into()).await;
@@ -109,6 +106,45 @@ impl Relay {
             // Aborted while running: the normal way to stop.
             Err(error) if error.is_cancelled() => Ok(()),
             Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// The most deliveries one `multiple` ack covers.
+pub(crate) const ACK_BATCH: usize = 64;
+
+/// Awaits each confirm in publish (= delivery) order and acks what was confirmed. Every tag
+/// below an acked one is settled already (acked before, or nacked on its own), so a `multiple`
+/// ack never covers a delivery whose result was not confirmed.
+async fn settle_in_order(mut settled: mpsc::UnboundedReceiver<(PublisherConfirm, Acker)>) {
+    let mut last_confirmed: Option<Acker> = None;
+    let mut batched = 0;
+    while let Some((confirm, acker)) = settled.recv().await {
+        let confirmed = match confirm.await {
+            Ok(confirmation) => amqp::check_confirmation(confirmation).is_ok(),
+            Err(_) => false,
+        };
+        // An ack or nack that fails means the channel is gone; the broker requeues.
+        if confirmed {
+            last_confirmed = Some(acker);
+            batched += 1;
+        } else {
+            if let Some(previous) = last_confirmed.take() {
+                let _acked = previous.ack(BasicAckOptions { multiple: true }).await;
+            }
+            batched = 0;
+            let _nacked = acker
+                .nack(BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                })
+                .await;
+        }
+        if (settled.is_empty() || batched >= ACK_BATCH)
+            && let Some(last) = last_confirmed.take()
+        {
+            let _acked = last.ack(BasicAckOptions { multiple: true }).await;
+            batched = 0;
         }
     }
 }

@@ -121,16 +121,22 @@ impl Namespace {
     }
 }
 
-/// contact-sync's topology (default tiers and delivery limit, as the worker declares it).
-pub(crate) fn contact_sync_topology() -> Result<WorkerTopology> {
+/// contact-sync's queue name. The bench drives the workers as black boxes (their release
+/// binaries), so it names their queues and routing keys itself instead of linking their code;
+/// a drifted name fails loudly (no results, or a topology mismatch at the worker's start).
+pub(crate) const CONTACT_SYNC: &str = "contact-sync";
+/// The message types contact-sync consumes that the bench declares for it.
+const CONTACT_SYNC_KEYS: &[&str] = &["contact.changed", "contact.deleted", "contact.deactivated"];
+
+/// A worker's topology with the default tiers and delivery limit, as the worker declares it.
+pub(crate) fn topology(worker: &str, routing_keys: &[&str]) -> Result<WorkerTopology> {
     let defaults: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
-    let spec = mq::WorkerSpec::from_strings(
-        &defaults,
-        contact_sync::config::WORKER,
-        contact_sync::config::ROUTING_KEYS,
-        1,
-    )?;
-    Ok(spec.topology)
+    Ok(mq::WorkerSpec::from_strings(&defaults, worker, routing_keys, 1)?.topology)
+}
+
+/// contact-sync's topology.
+pub(crate) fn contact_sync_topology() -> Result<WorkerTopology> {
+    topology(CONTACT_SYNC, CONTACT_SYNC_KEYS)
 }
 
 /// How contact-sync runs in a scenario.
@@ -152,7 +158,8 @@ pub(crate) const FAST: ContactSyncRun = ContactSyncRun {
 };
 
 /// contact-sync's environment in `namespace`, pointed at the sandbox, with no effective rate
-/// limit (the sandbox has none either in these scenarios).
+/// limit (the sandbox has none either in these scenarios). Logging is pinned to the documented
+/// production default (`info`, JSON), whatever the caller's shell has set.
 pub(crate) fn contact_sync_env(bench: &Bench, namespace: &str, run: ContactSyncRun) -> BTreeMap<String, String> {
     let sandbox = &bench.sandbox;
     let mapping = bench.config.workspace.join("config/field-mapping.toml");
@@ -183,7 +190,7 @@ pub(crate) fn contact_sync_env(bench: &Bench, namespace: &str, run: ContactSyncR
         ("ECOMAIL_CONCURRENCY", concurrency),
         ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
         ("LOG_FORMAT", "json".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -223,6 +230,8 @@ pub(crate) struct Drained {
     pub(crate) rss: Rss,
     /// Dead letters left behind (should be 0).
     pub(crate) dead_letters: u32,
+    /// The worker's CPU time per input message, in µs (robust to a busy machine, unlike rates).
+    pub(crate) cpu_us_per_message: f64,
 }
 
 /// Publishes `backlog` messages made by `make`, then starts the worker and times the
@@ -242,7 +251,7 @@ pub(crate) async fn drain_backlog(
     let started = Instant::now();
     let mut worker = WorkerProcess::start(
         label,
-        &bench.binary("contact-sync"),
+        &bench.binary(CONTACT_SYNC),
         env,
         &bench.log_path(label),
     )?;
@@ -251,6 +260,7 @@ pub(crate) async fn drain_backlog(
     let complete = observer.wait_for(want, timeout).await;
     worker.check_alive()?;
     let rss = worker.rss()?;
+    let cpu_seconds = worker.cpu_seconds()?;
     worker.stop(Duration::from_secs(20)).await?;
     let seen = observer.take();
     observer.stop().await;
@@ -261,7 +271,7 @@ pub(crate) async fn drain_backlog(
             bench.log_path(label).display()
         );
     }
-    let dead_letters = namespace.dead_letters(contact_sync::config::WORKER).await?;
+    let dead_letters = namespace.dead_letters(CONTACT_SYNC).await?;
     let mut arrivals: Vec<Instant> = seen.iter().map(|s| s.at).collect();
     arrivals.sort_unstable();
     let per = results_per_message as f64;
@@ -271,5 +281,6 @@ pub(crate) async fn drain_backlog(
         points: series::over_time(started, &arrivals, per),
         rss,
         dead_letters,
+        cpu_us_per_message: cpu_seconds * 1e6 / backlog as f64,
     })
 }

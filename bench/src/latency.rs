@@ -109,11 +109,11 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
         let env = harness::contact_sync_env(bench, &namespace.name, FAST);
         let mut worker = WorkerProcess::start(
             "latency",
-            &bench.binary("contact-sync"),
+            &bench.binary(harness::CONTACT_SYNC),
             &env,
             &bench.log_path("latency"),
         )?;
-        let queue = namespace.work_queue(contact_sync::config::WORKER);
+        let queue = namespace.work_queue(harness::CONTACT_SYNC);
         amqp::wait_for_consumers(&namespace.publish, &queue, 1, Duration::from_secs(30)).await?;
         tokio::time::sleep(IDLE).await;
         let idle = worker.rss()?;

@@ -19,6 +19,21 @@ pub(crate) struct Rss {
     pub(crate) peak_kib: u64,
 }
 
+/// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, 100 on every Linux the bench
+/// runs on).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU time (user + system, all threads) from the text of `/proc/<pid>/stat`.
+pub(crate) fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+    // The command name (field 2) may hold spaces; the fields after its `)` are plain.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the `)`.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / TICKS_PER_SECOND)
+}
+
 /// KiB as MiB.
 pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
@@ -81,6 +96,13 @@ impl WorkerProcess {
         parse_status(&status).with_context(|| format!("no VmRSS/VmHWM in {path}"))
     }
 
+    /// CPU seconds it has used so far.
+    pub(crate) fn cpu_seconds(&self) -> Result<f64> {
+        let path = format!("/proc/{}/stat", self.pid);
+        let stat = std::fs::read_to_string(&path).with_context(|| format!("{} is not running", self.name))?;
+        parse_cpu_seconds(&stat).with_context(|| format!("no utime/stime in {path}"))
+    }
+
     /// Fails if the process has exited.
     pub(crate) fn check_alive(&mut self) -> Result<()> {
         match self.child.try_wait()? {
@@ -134,6 +156,13 @@ mod tests {
         );
         assert_eq!(parse_status("Name:\tx\n"), None);
         assert!((mib(12288) - 12.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn cpu_time_is_user_plus_system() {
+        let stat = "4242 (contact sync) S 1 4242 4242 0 -1 4194304 900 0 0 0 250 50 0 0 20 0 6 0 1 0 0";
+        assert_eq!(parse_cpu_seconds(stat), Some(3.0));
+        assert_eq!(parse_cpu_seconds("garbage"), None);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use switchyard_sandbox::{Provider, Rate};
 use tokio::time::Instant;
 
 use crate::amqp::Message;
-use crate::harness::{Bench, Namespace};
+use crate::harness::{self, Bench, Namespace};
 use crate::process::WorkerProcess;
 use crate::series::{self, Series};
 use crate::summary::{Figure, Summary};
@@ -54,15 +54,16 @@ const VOUCHER_EVENTS: Target = Target {
     result: "voucher.published",
 };
 
+/// The message types voucher-events consumes.
+const VOUCHER_EVENTS_KEYS: &[&str] = &[
+    "voucher.publish.requested",
+    "voucher.redeemed",
+    "bloomreach.customer.updated",
+    "bloomreach.event.exported",
+];
+
 fn topology(target: Target) -> Result<WorkerTopology> {
-    let defaults: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
-    let routing_keys: &[&str] = &[
-        "voucher.publish.requested",
-        "voucher.redeemed",
-        "bloomreach.customer.updated",
-        "bloomreach.event.exported",
-    ];
-    Ok(mq::WorkerSpec::from_strings(&defaults, target.worker, routing_keys, 1)?.topology)
+    harness::topology(target.worker, VOUCHER_EVENTS_KEYS)
 }
 
 fn message(prefix: &str, index: usize) -> Message {
@@ -121,7 +122,7 @@ fn env(bench: &Bench, namespace: &str) -> BTreeMap<String, String> {
         ("VOUCHERIFY_METADATA_SCHEMA", schema.display().to_string()),
         ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
         ("LOG_FORMAT", "json".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

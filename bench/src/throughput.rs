@@ -43,7 +43,7 @@ pub(crate) async fn floor(bench: &Bench, summary: &mut Summary, plots: &mut Vec<
         let started = Instant::now();
         let relay = Relay::start(
             bench.config.amqp_url(),
-            &namespace.work_queue(contact_sync::config::WORKER),
+            &namespace.work_queue(harness::CONTACT_SYNC),
             &namespace.exchange(),
             PREFETCH,
         )
@@ -94,6 +94,12 @@ async fn contact_sync_drain(
     .await;
     namespace.remove().await?;
     let drained = drained?;
+    println!(
+        "  {scenario}: {:.0} msg/s, worker CPU {:.0} µs per message, peak RSS {:.1} MiB",
+        drained.rate,
+        drained.cpu_us_per_message,
+        process::mib(drained.rss.peak_kib)
+    );
     if drained.dead_letters > 0 {
         bail!(
             "{scenario}: {} messages were dead-lettered; see {}",

@@ -56,8 +56,10 @@ pub(crate) struct TimeArgs {
 
 /// Arguments of `dlq list`.
 #[derive(Debug, Args)]
-#[command(after_help = "With --since or --until, letters without x-switchyard-failed-at (poison messages \
-                        dead-lettered by the broker) are left out: their time is unknown.")]
+#[command(
+    after_help = "With --since or --until, letters without x-switchyard-failed-at (poison messages \
+                        dead-lettered by the broker) are left out: their time is unknown."
+)]
 pub(crate) struct ListArgs {
     /// The worker whose dead letters to read.
     #[arg(long, value_name = "NAME")]
@@ -415,7 +417,10 @@ mod tests {
     #[test]
     fn time_bounds_accept_rfc3339_and_durations_ago() {
         let now = at("2026-11-20T12:00:00Z");
-        assert_eq!(time_bound_at("2026-11-20T10:00:00Z", now), Ok(at("2026-11-20T10:00:00Z")));
+        assert_eq!(
+            time_bound_at("2026-11-20T10:00:00Z", now),
+            Ok(at("2026-11-20T10:00:00Z"))
+        );
         assert_eq!(
             time_bound_at("2026-11-20T11:00:00+01:00", now),
             Ok(at("2026-11-20T10:00:00Z"))

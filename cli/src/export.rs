@@ -20,10 +20,12 @@ use crate::workers;
 
 /// Arguments of `topology export`.
 #[derive(Debug, Args)]
-#[command(after_help = "Retry tiers and the delivery limit come from SWITCHYARD_RETRY_TIERS and \
+#[command(
+    after_help = "Retry tiers and the delivery limit come from SWITCHYARD_RETRY_TIERS and \
                         SWITCHYARD_DELIVERY_LIMIT, as in the workers; names from SWITCHYARD_NAMESPACE or \
                         --namespace. Regenerate the committed file with:\n  switchyard topology export \
-                        --namespace '' --out deploy/rabbitmq/definitions.json")]
+                        --namespace '' --out deploy/rabbitmq/definitions.json"
+)]
 pub(crate) struct ExportArgs {
     /// A worker (repeatable); default: every known worker.
     #[arg(long = "worker", value_name = "NAME")]

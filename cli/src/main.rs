@@ -5,8 +5,8 @@
 //! - [`support`]: the usage error, the `--namespace` overlay, table formatting.
 //! - [`workers`]: the table of known workers and their routing keys.
 //! - [`message`]: reading message files: envelopes and type inference.
-//! - [`topology`], [`publish`], [`validate`], [`dlq`], [`status`], [`demo`], [`batch`]: one module per
-//!   command.
+//! - [`topology`], [`publish`], [`validate`], [`dlq`], [`status`], [`demo`], [`batch`],
+//!   [`import`]: one module per command.
 //! - [`prom`]: parsing Prometheus text (for the demo).
 
 use std::process::ExitCode;
@@ -18,6 +18,7 @@ mod batch;
 mod demo;
 mod dlq;
 mod export;
+mod import;
 mod message;
 mod prom;
 mod publish;
@@ -63,6 +64,9 @@ enum Command {
     /// Batch flows: a CSV request file in, a CSV response file out.
     #[command(subcommand)]
     Batch(batch::BatchCommand),
+    /// Import a full customer export (CSV or JSONL) as contact.changed messages.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 #[tokio::main]
@@ -103,6 +107,7 @@ async fn run(cli: Cli, env: &dyn Strings) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(&args, &strings, &mut out).await,
         Command::Demo(args) => demo::run(args, &strings, &mut out).await,
         Command::Batch(command) => batch::run(command, &strings, &mut out).await,
+        Command::Import(command) => import::run(command, &strings, &mut out).await,
     }
 }
 

@@ -27,6 +27,10 @@ pub(crate) const KNOWN_WORKERS: &[KnownWorker] = &[
         routing_keys: loyalty_events::config::ROUTING_KEYS,
     },
     KnownWorker {
+        name: voucher_events::config::WORKER,
+        routing_keys: voucher_events::config::ROUTING_KEYS,
+    },
+    KnownWorker {
         name: recommendations::config::WORKER,
         routing_keys: recommendations::config::ROUTING_KEYS,
     },

@@ -67,6 +67,7 @@ impl Drop for Namespace {
             let workers = [
                 (contact_sync::config::WORKER, contact_sync::config::ROUTING_KEYS),
                 (loyalty_events::config::WORKER, loyalty_events::config::ROUTING_KEYS),
+                (voucher_events::config::WORKER, voucher_events::config::ROUTING_KEYS),
                 (recommendations::config::WORKER, recommendations::config::ROUTING_KEYS),
             ];
             let topologies: Vec<_> = workers

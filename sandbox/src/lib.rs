@@ -39,6 +39,8 @@
 //! - `server`: [`app`], the gate every provider call passes, [`serve`] and [`spawn`].
 //! - `calls`, `faults`, `limits`: the call log, fault injection and rate limits (shared).
 //! - `inspect`: the `/_sandbox/...` inspection and control endpoints.
+//! - `senders`: the vendors' calls back (Ecomail list webhook, SALESmanago opt-in/opt-out
+//!   callback, signed Voucherify webhook) fired at a URL, under `/_sandbox/send/...`.
 //! - `state`: [`Sandbox`], the shared state and its Rust inspection API.
 //!
 //! # Order of checks on a provider call
@@ -58,6 +60,7 @@ mod inspect;
 mod limits;
 mod provider;
 mod salesmanago;
+mod senders;
 mod server;
 mod spotler;
 mod state;
@@ -79,6 +82,11 @@ pub use faults::{Fault, ForcedResponse, MAX_LATENCY_MS};
 pub use limits::Rate;
 pub use provider::Provider;
 pub use salesmanago::SALESMANAGO_EVENT_TYPES;
+pub use senders::{
+    EcomailWebhook, SEND_TIMEOUT, SalesmanagoCallback, SentWebhook, VoucherifyWebhook, salesmanago_callback_key,
+    voucherify_signature,
+};
 pub use server::{MAX_BODY_BYTES, RunningSandbox, app, serve, spawn};
+pub use spotler::changes::{SpotlerBounce, SpotlerChangedContact, SpotlerUpdate};
 pub use spotler::store::{SpotlerChannel, SpotlerContact};
 pub use state::Sandbox;

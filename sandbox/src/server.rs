@@ -35,6 +35,7 @@ use crate::{
     faults::FaultAction,
     inspect,
     provider::Refusal,
+    senders, spotler,
     support::{now_utc, rfc3339_millis},
 };
 
@@ -53,6 +54,8 @@ pub fn app(state: Sandbox) -> Router {
     }
     router
         .merge(inspect::router())
+        .merge(senders::router())
+        .merge(spotler::changes::inspect_router())
         .fallback(|| async { inspect::error(StatusCode::NOT_FOUND, "not found") })
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -10,13 +10,22 @@
 //! | `PUT /contact/anonymize/{externalId}` | 204; 404 |
 //! | `PUT /contact/inactivate/{externalId}` | 204; 404 |
 //! | `GET /contact/properties/list` | 200 the default property set |
+//! | `GET /contact/bounces/list`, `GET /contact/updates/list` | 200 `{paging, bounces \| contacts}` ([`changes`]) |
+//! | `GET /contact/search?MPSearchQuery=<property>=<value>` | 200 `{paging, contacts}` ([`search`]) |
+//! | `POST /subscription/subscribe` | 204; 400 without e-mail or permission ([`subscription`]) |
+//! | `POST /templist`, `GET /templist` | 204 / 200 list; 400 `Too many temporary lists` over 30 ([`templist`]) |
+//! | `POST /templist/{id}`, `DELETE /templist/{id}` | 204; 404 `Templist not found` |
 //!
 //! Every call needs a valid OAuth 1.0a one-legged HMAC-SHA1 `Authorization` header (see
 //! [`oauth`]); request bodies must be JSON (415 otherwise). Errors are always
 //! `{"errorType": "...", "message": "..."}`.
 
+pub(crate) mod changes;
 pub(crate) mod oauth;
+pub(crate) mod search;
 pub(crate) mod store;
+pub(crate) mod subscription;
+pub(crate) mod templist;
 
 use axum::{
     Json, Router,
@@ -52,6 +61,11 @@ pub(crate) fn router() -> Router<Sandbox> {
         .route("/contact/anonymize/{external_id}", put(anonymize_contact))
         .route("/contact/inactivate/{external_id}", put(inactivate_contact))
         .route("/contact/{external_id}", get(get_contact).put(update_contact))
+        .route("/contact/search", get(search::search))
+        .route("/subscription/subscribe", post(subscription::subscribe))
+        .route("/templist", post(templist::create).get(templist::list))
+        .route("/templist/{external_id}", post(templist::add).delete(templist::delete))
+        .merge(changes::router())
         .fallback(unknown_resource)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -411,7 +425,12 @@ async fn get_contact(State(sandbox): State<Sandbox>, path: Result<Path<String>, 
     let Some(contact) = sandbox.spotler_contact(&external_id) else {
         return contact_not_found();
     };
-    Json(json!({
+    Json(contact_json(&contact)).into_response()
+}
+
+/// A contact as Spotler's API shows it.
+fn contact_json(contact: &store::SpotlerContact) -> Value {
+    json!({
         "externalId": contact.external_id,
         "properties": contact.properties,
         "channels": contact.channels,
@@ -420,8 +439,7 @@ async fn get_contact(State(sandbox): State<Sandbox>, path: Result<Path<String>, 
         "encryptedId": contact.encrypted_id,
         "temporary": false,
         "testGroup": contact.test_group,
-    }))
-    .into_response()
+    })
 }
 
 /// `PUT /contact/anonymize/{externalId}` (any body is ignored).

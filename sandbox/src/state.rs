@@ -23,7 +23,7 @@ use crate::{
     limits::{LimitStatus, Limiter, Rate, parse_rate_setting},
     provider::PerProvider,
     salesmanago::store::SalesmanagoStore,
-    spotler::store::SpotlerStore,
+    spotler::{changes::SpotlerChanges, store::SpotlerStore},
     support::{lock, now_utc, rfc3339_millis},
     voucherify::store::VoucherifyStore,
 };
@@ -41,6 +41,8 @@ struct Inner {
     faults: Mutex<PerProvider<Fault>>,
     limiters: Mutex<PerProvider<Limiter>>,
     spotler: Mutex<SpotlerStore>,
+    /// Spotler bounces and changed contacts for the pull lists.
+    spotler_changes: Mutex<SpotlerChanges>,
     ecomail: Mutex<EcomailStore>,
     voucherify: Mutex<VoucherifyStore>,
     bloomreach: Mutex<BloomreachStore>,
@@ -62,6 +64,7 @@ impl Sandbox {
                 faults: Mutex::new(PerProvider::default()),
                 limiters: Mutex::new(PerProvider::from_fn(|p| Limiter::new(limits.get(p)))),
                 spotler: Mutex::new(SpotlerStore::default()),
+                spotler_changes: Mutex::new(SpotlerChanges::default()),
                 ecomail: Mutex::new(EcomailStore::default()),
                 voucherify: Mutex::new(VoucherifyStore::new(&rfc3339_millis(now_utc()))),
                 bloomreach: Mutex::new(BloomreachStore::default()),
@@ -95,6 +98,7 @@ impl Sandbox {
     /// with empty windows.
     pub fn reset(&self) {
         *lock(&self.inner.spotler) = SpotlerStore::default();
+        *lock(&self.inner.spotler_changes) = SpotlerChanges::default();
         *lock(&self.inner.ecomail) = EcomailStore::default();
         *lock(&self.inner.voucherify) = VoucherifyStore::new(&rfc3339_millis(now_utc()));
         *lock(&self.inner.bloomreach) = BloomreachStore::default();
@@ -182,6 +186,10 @@ impl Sandbox {
 
     pub(crate) fn spotler_store(&self) -> MutexGuard<'_, SpotlerStore> {
         lock(&self.inner.spotler)
+    }
+
+    pub(crate) fn spotler_changes(&self) -> MutexGuard<'_, SpotlerChanges> {
+        lock(&self.inner.spotler_changes)
     }
 
     pub(crate) fn ecomail_store(&self) -> MutexGuard<'_, EcomailStore> {

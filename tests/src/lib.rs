@@ -20,6 +20,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub mod chaos;
+pub mod inbound;
 pub mod loyalty;
 pub mod recommendations;
 pub mod voucher;
@@ -33,6 +35,9 @@ pub fn unique_namespace(prefix: &str) -> String {
 }
 
 /// Environment for contact-sync pointing at `sandbox`, in `namespace`, with short retry tiers.
+/// Credentials for every destination are set, but only `spotler,ecomail` are enabled (override
+/// `CONTACT_SYNC_DESTINATIONS`). The start-up check of the Spotler properties is off, so the
+/// call log holds only what messages cause (tests of the check turn it on).
 pub fn contact_sync_env(namespace: &str, sandbox: &RunningSandbox) -> HashMap<String, String> {
     let mapping = workspace_root().join("config/field-mapping.toml");
     [
@@ -52,6 +57,49 @@ pub fn contact_sync_env(namespace: &str, sandbox: &RunningSandbox) -> HashMap<St
             switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned(),
         ),
         ("ECOMAIL_LIST_ID", "7".to_owned()),
+        ("SPOTLER_CHECK_PROPERTIES", "false".to_owned()),
+        ("SALESMANAGO_BASE_URL", sandbox.salesmanago_base_url()),
+        (
+            "SALESMANAGO_CLIENT_ID",
+            switchyard_sandbox::DEFAULT_SALESMANAGO_CLIENT_ID.to_owned(),
+        ),
+        (
+            "SALESMANAGO_API_SECRET",
+            switchyard_sandbox::DEFAULT_SALESMANAGO_API_SECRET.to_owned(),
+        ),
+        (
+            "SALESMANAGO_OWNER",
+            switchyard_sandbox::DEFAULT_SALESMANAGO_OWNER.to_owned(),
+        ),
+        ("VOUCHERIFY_BASE_URL", sandbox.voucherify_base_url()),
+        (
+            "VOUCHERIFY_APP_ID",
+            switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_ID.to_owned(),
+        ),
+        (
+            "VOUCHERIFY_APP_TOKEN",
+            switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_TOKEN.to_owned(),
+        ),
+        (
+            "VOUCHERIFY_METADATA_SCHEMA",
+            workspace_root()
+                .join("config/voucherify-metadata.toml")
+                .display()
+                .to_string(),
+        ),
+        ("BLOOMREACH_BASE_URL", sandbox.bloomreach_base_url()),
+        (
+            "BLOOMREACH_PROJECT_TOKEN",
+            switchyard_sandbox::DEFAULT_BLOOMREACH_PROJECT_TOKEN.to_owned(),
+        ),
+        (
+            "BLOOMREACH_API_KEY_ID",
+            switchyard_sandbox::DEFAULT_BLOOMREACH_KEY_ID.to_owned(),
+        ),
+        (
+            "BLOOMREACH_API_SECRET",
+            switchyard_sandbox::DEFAULT_BLOOMREACH_SECRET.to_owned(),
+        ),
         ("CONTACT_SYNC_MAPPING", mapping.display().to_string()),
         ("SWITCHYARD_RETRY_TIERS", "200ms,400ms,800ms".to_owned()),
         ("SWITCHYARD_MAX_ATTEMPTS", "3".to_owned()),
@@ -136,7 +184,7 @@ impl Harness {
             .await
             .unwrap_or_else(|e| panic!("declare: {e}"));
         admin
-            .declare_observer(RESULTS, &["contact.synced"])
+            .declare_observer(RESULTS, &["contact.synced", "contact.lookup.result"])
             .await
             .unwrap_or_else(|e| panic!("observer: {e}"));
         let mut harness = Self {
@@ -190,7 +238,8 @@ impl Harness {
         id
     }
 
-    /// The contact.synced results collected so far (removed from the observer queue).
+    /// The contact.synced (and contact.lookup.result) messages collected so far (removed from
+    /// the observer queue).
     pub async fn take_results(&self) -> Vec<serde_json::Value> {
         let queue = self.admin.names().work_queue(RESULTS);
         let messages = self

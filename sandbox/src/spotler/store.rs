@@ -2,6 +2,10 @@
 //! prevention by e-mail (a new external id with a known address is merged into the existing
 //! contact and kept as an alias), anonymisation and inactivation.
 //!
+//! Also the subscriptions from sign-up forms (`/subscription/subscribe`: matched by external
+//! id, else by e-mail, else a new contact), search by property, and the temporary lists
+//! ([`TempListStore`]).
+//!
 //! The store is plain data with no I/O; the HTTP layer in `spotler.rs` validates requests and
 //! turns outcomes into Spotler responses.
 
@@ -9,6 +13,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use super::templist::TempListStore;
 
 /// A stored Spotler contact, as the sandbox inspection API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +91,8 @@ pub(crate) struct SpotlerStore {
     aliases: BTreeMap<String, String>,
     /// Lowercased e-mail → external id of the first contact that claimed it.
     emails: BTreeMap<String, String>,
+    /// Temporary (static) lists.
+    pub(crate) templists: TempListStore,
 }
 
 /// When a contact changes: `(created/last_changed text, encryptedId for new contacts)`.
@@ -106,7 +114,7 @@ fn email_key(properties: &Map<String, Value>) -> Option<String> {
 
 impl SpotlerStore {
     /// The contact's own external id for an id or alias.
-    fn resolve(&self, external_id: &str) -> Option<String> {
+    pub(crate) fn resolve(&self, external_id: &str) -> Option<String> {
         if self.contacts.contains_key(external_id) {
             return Some(external_id.to_owned());
         }
@@ -184,6 +192,41 @@ impl SpotlerStore {
         }
         self.contacts.insert(external_id.to_owned(), contact);
         Ok(InsertOutcome::Inserted)
+    }
+
+    /// `POST /subscription/subscribe` semantics: the contact with `external_id` (or, without
+    /// one, the contact with this e-mail) is updated; otherwise a new contact is created, with
+    /// `external_id` or a generated one. Returns the contact's own external id.
+    pub(crate) fn subscribe(&mut self, external_id: Option<&str>, input: &ContactInput, stamp: &Stamp) -> String {
+        let known = match external_id {
+            Some(id) => self.resolve(id),
+            None => email_key(&input.properties).and_then(|key| self.emails.get(&key).cloned()),
+        };
+        if let Some(id) = known {
+            self.apply(&id, input, false, &stamp.now);
+            return id;
+        }
+        let id = external_id.map_or_else(|| format!("sub-{}", stamp.encrypted_id), str::to_owned);
+        // A new external id with a known e-mail merges (duplicate prevention), like an insert.
+        match self.insert(&id, input, true, false, stamp) {
+            Ok(InsertOutcome::MergedByEmail { into }) => into,
+            _ => id,
+        }
+    }
+
+    /// The contacts whose property `name` equals `value` (text compared exactly, e-mail
+    /// addresses case-insensitively), ordered by external id.
+    pub(crate) fn search(&self, name: &str, value: &str) -> Vec<&SpotlerContact> {
+        self.contacts
+            .values()
+            .filter(|contact| match contact.properties.get(name) {
+                Some(Value::String(text)) if name == "email" => text.trim().eq_ignore_ascii_case(value.trim()),
+                Some(Value::String(text)) => text == value,
+                Some(Value::Number(number)) => number.to_string() == value,
+                Some(Value::Bool(flag)) => flag.to_string() == value,
+                _ => false,
+            })
+            .collect()
     }
 
     /// `PUT /contact/{externalId}` semantics; `false` if there is no such contact.
@@ -406,6 +449,54 @@ mod tests {
             store.get("1").unwrap().properties["permissions"],
             json!([{"bit": 1, "enabled": true}, {"bit": 2, "enabled": false}])
         );
+    }
+
+    #[test]
+    fn subscribe_matches_by_id_then_email_else_creates() {
+        let mut store = SpotlerStore::default();
+        store
+            .insert("1", &input(json!({"email": "a@example.com"})), false, false, &stamp(1))
+            .unwrap();
+        let by_email = store.subscribe(
+            None,
+            &input(json!({"email": "A@example.com", "firstName": "Ann"})),
+            &stamp(2),
+        );
+        assert_eq!(by_email, "1");
+        assert_eq!(store.get("1").unwrap().properties["firstName"], "Ann");
+        let new = store.subscribe(None, &input(json!({"email": "b@example.com"})), &stamp(3));
+        assert_eq!(new, "sub-enc3");
+        let with_id = store.subscribe(Some("c-9"), &input(json!({"email": "c@example.com"})), &stamp(4));
+        assert_eq!(with_id, "c-9");
+        assert_eq!(store.all().len(), 3);
+    }
+
+    #[test]
+    fn search_matches_exact_values() {
+        let mut store = SpotlerStore::default();
+        store
+            .insert(
+                "1",
+                &input(json!({"email": "a@example.com", "code": "X-1", "points": 5})),
+                false,
+                false,
+                &stamp(1),
+            )
+            .unwrap();
+        store
+            .insert(
+                "2",
+                &input(json!({"email": "b@example.com", "code": "x-1"})),
+                false,
+                false,
+                &stamp(2),
+            )
+            .unwrap();
+        let ids = |found: Vec<&SpotlerContact>| found.iter().map(|c| c.external_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(store.search("code", "X-1")), ["1"]);
+        assert_eq!(ids(store.search("points", "5")), ["1"]);
+        assert_eq!(ids(store.search("email", "B@EXAMPLE.com")), ["2"]);
+        assert!(store.search("code", "nope").is_empty());
     }
 
     #[test]

@@ -183,7 +183,7 @@ impl ProviderClient {
                 .duration
                 .with_label_values(&[self.provider, operation])
                 .observe(elapsed);
-            let response = match result {
+            let mut response = match result {
                 Ok(response) => response,
                 Err(error) => {
                     drop(permit);
@@ -204,7 +204,9 @@ impl ProviderClient {
                 }
             };
             let status = response.status();
-            let headers = response.headers().clone();
+            // Taken, not cloned: the body is read without them, and a clone would copy every
+            // header name and value on every call.
+            let headers = std::mem::take(response.headers_mut());
             self.observe_vendor_budget(&headers).await;
             let body = match response.bytes().await {
                 Ok(body) => body,
@@ -243,7 +245,7 @@ impl ProviderClient {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, now_unix))
                     .unwrap_or(Duration::from_secs(1));
-                self.budget.pause_until(Instant::now() + after);
+                self.budget.pause_for(after).await;
                 self.metrics
                     .rate_limited
                     .with_label_values(&[self.provider, "vendor"])

@@ -50,16 +50,25 @@ pub async fn connect_once(urls: &[Secret], name: &str) -> Result<Connection, MqE
     Err(MqError::Connect(errors.join("; ")))
 }
 
-/// Backoff between connection rounds: 200 ms doubling to 30 s, with full jitter.
+/// The longest pause between two connection rounds, jitter included.
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(4);
+
+/// Backoff between connection rounds: 200 ms doubling to 2 s, plus up to as much again in
+/// jitter, so never more than [`MAX_RECONNECT_DELAY`]. A connection attempt is one cheap TCP
+/// connect per URL, and a short cap means a worker is back within seconds of the broker (or
+/// the network) returning: the fault matrix asks for a reconnect within 5 s of a cut ending
+/// (row 8). backon's jitter adds up to 100% on top of the capped delay, so the cap handed to
+/// it is half the bound.
 pub fn reconnect_delays() -> impl Iterator<Item = Duration> {
     use backon::BackoffBuilder;
     backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(30))
+        .with_max_delay(MAX_RECONNECT_DELAY / 2)
         .with_factor(2.0)
         .with_jitter()
         .without_max_times()
         .build()
+        .map(|delay| delay.min(MAX_RECONNECT_DELAY))
 }
 
 #[cfg(test)]
@@ -86,7 +95,10 @@ mod tests {
     }
 
     #[test]
-    fn reconnect_delays_are_capped() {
-        assert!(reconnect_delays().take(50).all(|d| d <= Duration::from_secs(30)));
+    fn reconnect_delays_are_capped_jitter_included() {
+        let delays: Vec<Duration> = reconnect_delays().take(200).collect();
+        assert!(delays.iter().all(|d| *d <= MAX_RECONNECT_DELAY), "{delays:?}");
+        assert!(delays[0] >= Duration::from_millis(200), "{delays:?}");
+        assert!(delays[20..].iter().all(|d| *d >= MAX_RECONNECT_DELAY / 2), "{delays:?}");
     }
 }

@@ -8,9 +8,11 @@
 //! - [`headers`]: our `x-switchyard-*` headers.
 //! - [`connection`]: connecting with failover across cluster URLs and backoff.
 //! - [`publisher`]: publishing with `mandatory` and publisher confirms.
+//! - [`outbox`]: a reconnecting confirmed publisher for binaries that only publish (`inbound`).
 //! - [`consumer`]: the consumer loop ([`consumer::run`]): manual acks, bounded prefetch,
 //!   validation before the handler, reconnects, graceful shutdown.
 //! - [`admin`]: what the `switchyard` CLI needs (publish, dead-letter inspection and replay).
+//! - [`batch`]: a batcher that lets many deliveries share one provider call.
 //! - [`worker`]: the settings and `main` skeleton every worker binary shares.
 //!
 //! Architecture invariant: handlers never ack. They return an [`Outcome`]; the runtime acks an
@@ -18,12 +20,14 @@
 //! been confirmed by the broker.
 
 pub mod admin;
+pub mod batch;
 pub mod connection;
 pub mod consumer;
 pub mod definitions;
 pub mod headers;
 pub mod metrics;
 pub mod outcome;
+pub mod outbox;
 pub mod publisher;
 pub mod topology;
 pub mod worker;

@@ -63,7 +63,7 @@ impl Publisher {
                     publication.properties,
                 )
                 .await?;
-            pending.push((publication.routing_key.to_owned(), confirm));
+            pending.push((publication.routing_key, confirm));
         }
         for (routing_key, confirm) in pending {
             let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await.map_err(|_| {

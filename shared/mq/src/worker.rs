@@ -109,6 +109,17 @@ pub enum RunError {
     Mq(#[from] MqError),
 }
 
+/// How a worker's run error maps to the process exit code (1 unless the error says the
+/// configuration is unusable, which is 64 like an invalid variable).
+pub trait ExitStatus: Display {
+    /// The exit code for this error.
+    fn exit_code(&self) -> u8 {
+        1
+    }
+}
+
+impl ExitStatus for RunError {}
+
 /// Runs `handler` with the common settings until `shutdown` completes.
 pub async fn run_handler<H: Handler>(
     common: &Common,
@@ -141,7 +152,7 @@ pub async fn main<C, F, Fut, E>(
 where
     F: FnOnce(C, Registry, Health) -> Fut,
     Fut: Future<Output = Result<(), E>>,
-    E: Display,
+    E: ExitStatus,
 {
     let config = match config {
         Ok(config) => config,
@@ -165,7 +176,7 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, worker = name, "Worker stopped with an error.");
-            ExitCode::FAILURE
+            ExitCode::from(error.exit_code())
         }
     }
 }

@@ -1,20 +1,35 @@
-//! Handling of `contact.changed`, `contact.deleted` and `contact.deactivated`.
+//! The message handler: decodes each message type and fans it out to the enabled destinations.
 //!
 //! Each destination is one unit of work: the outcome holds one `contact.synced` result per
 //! destination that finished (synced, or failed for good) and one failure per destination
-//! still to retry, scoped so a retry redoes only that destination.
-
-use std::collections::BTreeMap;
+//! still to retry, scoped so a retry or a replay redoes only that destination.
+//!
+//! | message | spotler | ecomail | salesmanago | voucherify |
+//! |---|---|---|---|---|
+//! | `contact.changed` | upsert (bulk when no order) | subscribe, update existing | upsert, consent, newsletter tag | customer upsert (+ write-back) |
+//! | `contact.deleted` | anonymize | | | |
+//! | `contact.deactivated` | inactivate | | | |
+//! | `contact.subscribed` | `/subscription/subscribe` | subscribe | upsert with opt-in and newsletter tag | |
+//! | `shop.event` | | | event tags, external event (once per message) | |
+//! | `segment.exported` | temporary list | | | |
+//! | `contact.lookup.requested` | search → `contact.lookup.result` | | | |
+//!
+//! A message type none of whose destinations is enabled is acknowledged with nothing to do.
 
 use api_client::CallError;
 use messages::Outgoing;
-use messages::contact::{ContactChanged, ContactDeactivated, ContactDeleted, ContactSynced};
+use messages::contact::{
+    ContactChanged, ContactDeactivated, ContactDeleted, ContactLookupRequested, ContactSubscribed, ContactSynced,
+    SegmentExported, ShopEvent,
+};
+use mq::batch::Batcher;
 use mq::{Failure, FailureKind, Handler, Incoming, Outcome};
-use provider_ecomail::{EcomailClient, Subscriber};
+use provider_bloomreach::BloomreachClient;
+use provider_ecomail::EcomailClient;
+use provider_salesmanago::SalesmanagoClient;
 use provider_spotler::{Contact, SpotlerClient};
-use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::macros::format_description;
+use provider_voucherify::VoucherifyClient;
+use serde::de::DeserializeOwned;
 
 use crate::locks::KeyedLocks;
 use crate::mapping::FieldMapping;
@@ -23,49 +38,132 @@ use crate::mapping::FieldMapping;
 pub const SPOTLER: &str = "spotler";
 /// Ecomail destination.
 pub const ECOMAIL: &str = "ecomail";
+/// SALESmanago destination.
+pub const SALESMANAGO: &str = "salesmanago";
+/// Voucherify destination (with its Bloomreach write-back).
+pub const VOUCHERIFY: &str = "voucherify";
+
+/// The Spotler bulk batcher: one contact in, its own result out.
+pub type SpotlerBulk = Batcher<Contact, Result<(), CallError>>;
 
 /// The worker's dependencies.
 #[derive(Debug)]
 pub struct ContactSync {
-    /// Spotler client, when Spotler is enabled.
-    pub spotler: Option<SpotlerClient>,
+    /// Spotler, when enabled.
+    pub spotler: Option<SpotlerDestination>,
     /// Ecomail client, when Ecomail is enabled.
     pub ecomail: Option<EcomailClient>,
+    /// SALESmanago client, when SALESmanago is enabled.
+    pub salesmanago: Option<SalesmanagoClient>,
+    /// Voucherify, when enabled.
+    pub voucherify: Option<VoucherifyDestination>,
     /// The field mapping.
     pub mapping: FieldMapping,
     /// One message per contact at a time in this process (read-modify-write of dates).
     pub contacts: KeyedLocks,
+    /// Which non-idempotent effects (SALESmanago external events) were done, by message id.
+    pub ledger: ledger::Ledger,
 }
 
-/// The result of one destination.
-type DestinationResult = Result<(), CallError>;
+/// The Spotler destination.
+#[derive(Debug)]
+pub struct SpotlerDestination {
+    /// The client.
+    pub client: SpotlerClient,
+    /// Prefix of the temporary lists this system creates.
+    pub templist_prefix: String,
+    /// At the list cap, delete the oldest list of ours instead of failing.
+    pub templist_evict_oldest: bool,
+    /// Batches contacts without an order into `/contact/list` calls; `None` when off.
+    pub bulk: Option<SpotlerBulk>,
+}
+
+/// The Voucherify destination.
+#[derive(Debug)]
+pub struct VoucherifyDestination {
+    /// The client (with the metadata filter).
+    pub client: VoucherifyClient,
+    /// Bloomreach and the hard id name, when the customer id is written back.
+    pub writeback: Option<(BloomreachClient, String)>,
+}
+
+/// What a finished destination reports in its `contact.synced`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Report<'a> {
+    /// `spotler`, `ecomail`, ...
+    pub(crate) destination: &'static str,
+    /// `upsert`, `subscribe`, ...
+    pub(crate) operation: &'static str,
+    /// The contact, if the input names one.
+    pub(crate) contact_id: Option<&'a str>,
+    /// The segment (`segment.exported`).
+    pub(crate) segment_id: Option<&'a str>,
+}
+
+impl<'a> Report<'a> {
+    /// A report about a contact.
+    pub(crate) fn contact(destination: &'static str, operation: &'static str, contact_id: Option<&'a str>) -> Self {
+        Self {
+            destination,
+            operation,
+            contact_id,
+            segment_id: None,
+        }
+    }
+}
+
+/// The result of one destination: `Ok` carries the Voucherify metadata drop count, if any.
+pub(crate) type DestinationResult = Result<Option<u32>, CallError>;
+
+fn decode<T: DeserializeOwned>(message: &Incoming) -> Result<T, Outcome> {
+    serde_json::from_value(message.body.clone()).map_err(|error| {
+        Outcome::failed(
+            FailureKind::Invalid,
+            format!("body does not match {}: {error}", message.kind),
+        )
+    })
+}
 
 impl Handler for ContactSync {
     async fn handle(&self, message: Incoming) -> Outcome {
-        match message.kind.as_str() {
-            "contact.changed" => match serde_json::from_value::<ContactChanged>(message.body.clone()) {
+        let outcome = match message.kind.as_str() {
+            "contact.changed" => match decode::<ContactChanged>(&message) {
                 Ok(contact) => self.changed(&message, &contact).await,
-                Err(error) => Outcome::failed(
-                    FailureKind::Invalid,
-                    format!("body does not match contact.changed: {error}"),
-                ),
+                Err(invalid) => invalid,
             },
-            "contact.deleted" => match serde_json::from_value::<ContactDeleted>(message.body.clone()) {
+            "contact.deleted" => match decode::<ContactDeleted>(&message) {
                 Ok(deleted) => self.deleted(&message, &deleted).await,
-                Err(error) => Outcome::failed(
-                    FailureKind::Invalid,
-                    format!("body does not match contact.deleted: {error}"),
-                ),
+                Err(invalid) => invalid,
             },
-            "contact.deactivated" => match serde_json::from_value::<ContactDeactivated>(message.body.clone()) {
+            "contact.deactivated" => match decode::<ContactDeactivated>(&message) {
                 Ok(deactivated) => self.deactivated(&message, &deactivated).await,
-                Err(error) => Outcome::failed(
-                    FailureKind::Invalid,
-                    format!("body does not match contact.deactivated: {error}"),
-                ),
+                Err(invalid) => invalid,
+            },
+            "contact.subscribed" => match decode::<ContactSubscribed>(&message) {
+                Ok(subscribed) => self.subscribed(&message, &subscribed).await,
+                Err(invalid) => invalid,
+            },
+            "shop.event" => match decode::<ShopEvent>(&message) {
+                Ok(event) => self.shop_event(&message, &event).await,
+                Err(invalid) => invalid,
+            },
+            "segment.exported" => match decode::<SegmentExported>(&message) {
+                Ok(segment) => self.segment(&message, &segment).await,
+                Err(invalid) => invalid,
+            },
+            "contact.lookup.requested" => match decode::<ContactLookupRequested>(&message) {
+                Ok(lookup) => self.lookup(&message, &lookup).await,
+                Err(invalid) => invalid,
             },
             other => Outcome::failed(FailureKind::Invalid, format!("contact-sync does not handle `{other}`")),
+        };
+        if outcome.results.is_empty() && outcome.failures.is_empty() {
+            tracing::debug!(
+                kind = %message.kind,
+                "No enabled destination handles this message; nothing to do."
+            );
         }
+        outcome
     }
 }
 
@@ -74,7 +172,7 @@ impl ContactSync {
         let _contact = self.contacts.lock(&contact.contact_id).await;
         let spotler = async {
             match &self.spotler {
-                Some(client) if message.wants(SPOTLER) => Some(self.upsert_spotler(client, contact).await),
+                Some(spotler) if message.wants(SPOTLER) => Some(self.upsert_spotler(spotler, contact).await),
                 _ => None,
             }
         };
@@ -84,238 +182,138 @@ impl ContactSync {
                 _ => None,
             }
         };
-        let (spotler, ecomail) = tokio::join!(spotler, ecomail);
+        let salesmanago = async {
+            match &self.salesmanago {
+                Some(client) if message.wants(SALESMANAGO) => Some(self.upsert_salesmanago(client, contact).await),
+                _ => None,
+            }
+        };
+        let voucherify = async {
+            match &self.voucherify {
+                Some(destination) if message.wants(VOUCHERIFY) => {
+                    Some(self.upsert_voucherify(destination, contact).await)
+                }
+                _ => None,
+            }
+        };
+        let (spotler, ecomail, salesmanago, voucherify) = tokio::join!(spotler, ecomail, salesmanago, voucherify);
         let mut outcome = Outcome::default();
-        for (destination, result) in [(SPOTLER, spotler), (ECOMAIL, ecomail)] {
+        for (destination, result) in [
+            (SPOTLER, spotler),
+            (ECOMAIL, ecomail),
+            (SALESMANAGO, salesmanago),
+            (VOUCHERIFY, voucherify),
+        ] {
             if let Some(result) = result {
-                settle(
-                    &mut outcome,
-                    message,
-                    &contact.contact_id,
-                    destination,
-                    "upsert",
-                    result,
-                );
+                let report = Report::contact(destination, "upsert", Some(&contact.contact_id));
+                settle(&mut outcome, message, report, result);
             }
         }
         outcome
     }
 
     async fn deleted(&self, message: &Incoming, deleted: &ContactDeleted) -> Outcome {
+        let _contact = self.contacts.lock(&deleted.contact_id).await;
         let mut outcome = Outcome::default();
-        if let Some(client) = &self.spotler
+        if let Some(spotler) = &self.spotler
             && message.wants(SPOTLER)
         {
-            // A contact Spotler never had is already as anonymous as it gets.
-            let result = client.anonymize(&deleted.contact_id).await.map(drop);
-            settle(&mut outcome, message, &deleted.contact_id, SPOTLER, "anonymize", result);
+            let result = match spotler.client.anonymize(&deleted.contact_id).await {
+                Ok(true) => Ok(None),
+                // Not there yet: its creation may still be on the way (another delivery, a
+                // retry tier), and anonymizing before it lands would leave the data behind.
+                // Only when the attempts run out is a never-synced contact "already anonymous".
+                Ok(false) if message.last_attempt => Ok(None),
+                Ok(false) => Err(CallError::Retriable(
+                    "spotler anonymize: contact not found (yet); retrying in case it is still being created".to_owned(),
+                )),
+                Err(error) => Err(error),
+            };
+            let report = Report::contact(SPOTLER, "anonymize", Some(&deleted.contact_id));
+            settle(&mut outcome, message, report, result);
         }
         outcome
     }
 
     async fn deactivated(&self, message: &Incoming, deactivated: &ContactDeactivated) -> Outcome {
+        let _contact = self.contacts.lock(&deactivated.contact_id).await;
         let mut outcome = Outcome::default();
-        if let Some(client) = &self.spotler
+        if let Some(spotler) = &self.spotler
             && message.wants(SPOTLER)
         {
-            let result = match client.inactivate(&deactivated.contact_id).await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(CallError::Permanent(
+            let result = match spotler.client.inactivate(&deactivated.contact_id).await {
+                Ok(true) => Ok(None),
+                Ok(false) if message.last_attempt => Err(CallError::Permanent(
                     "spotler inactivate: contact not found, nothing to inactivate".to_owned(),
+                )),
+                // Its creation may still be on the way; try again through the delay tiers.
+                Ok(false) => Err(CallError::Retriable(
+                    "spotler inactivate: contact not found (yet); retrying in case it is still being created".to_owned(),
                 )),
                 Err(error) => Err(error),
             };
-            settle(
-                &mut outcome,
-                message,
-                &deactivated.contact_id,
-                SPOTLER,
-                "inactivate",
-                result,
-            );
+            let report = Report::contact(SPOTLER, "inactivate", Some(&deactivated.contact_id));
+            settle(&mut outcome, message, report, result);
         }
         outcome
     }
 
-    async fn upsert_spotler(&self, client: &SpotlerClient, contact: &ContactChanged) -> DestinationResult {
-        let mapping = &self.mapping.spotler;
-        let mut properties = BTreeMap::new();
-        for (source, target) in &mapping.properties {
-            if let Some(value) = source_value(contact, source) {
-                properties.insert(target.clone(), value);
+    async fn subscribed(&self, message: &Incoming, subscribed: &ContactSubscribed) -> Outcome {
+        let spotler = async {
+            match &self.spotler {
+                Some(spotler) if message.wants(SPOTLER) => Some(self.subscribe_spotler(spotler, subscribed).await),
+                _ => None,
             }
-        }
-        let permissions: Vec<Value> = contact
-            .permissions
-            .iter()
-            .filter_map(|(name, enabled)| {
-                mapping
-                    .permissions
-                    .get(name)
-                    .map(|bit| json!({"bit": bit, "enabled": enabled}))
-            })
-            .collect();
-        if !permissions.is_empty() {
-            properties.insert("permissions".to_owned(), Value::Array(permissions));
-        }
-        let first = mapping.properties.get("first_purchase_date");
-        let last = mapping.properties.get("last_purchase_date");
-        if contact.order.is_some() && (first.is_some() || last.is_some()) {
-            let existing = client.get_contact(&contact.contact_id).await?;
-            let existing = existing.map(|c| c.properties).unwrap_or_default();
-            purchase_dates(&mut properties, &existing, first, last);
-        }
-        client
-            .insert_contact(
-                &Contact {
-                    external_id: contact.contact_id.clone(),
-                    properties,
-                },
-                true,
-            )
-            .await
-    }
-
-    async fn upsert_ecomail(&self, client: &EcomailClient, contact: &ContactChanged) -> DestinationResult {
-        let mapping = &self.mapping.ecomail;
-        let mut subscriber = Subscriber {
-            email: contact.email.clone(),
-            ..Subscriber::default()
         };
-        for (source, target) in &mapping.fields {
-            if let Some(value) = source_value(contact, source) {
-                subscriber.fields.insert(target.clone(), value);
+        let ecomail = async {
+            match &self.ecomail {
+                Some(client) if message.wants(ECOMAIL) => Some(self.subscribe_ecomail(client, subscribed).await),
+                _ => None,
             }
-        }
-        for (source, target) in &mapping.custom_fields {
-            if let Some(value) = source_value(contact, source) {
-                subscriber.custom_fields.insert(target.clone(), value);
-            }
-        }
-        subscriber.tags = contact
-            .permissions
-            .iter()
-            .filter(|(_, granted)| **granted)
-            .filter_map(|(name, _)| mapping.permission_tags.get(name).cloned())
-            .collect();
-        let first = mapping.custom_fields.get("first_purchase_date");
-        let last = mapping.custom_fields.get("last_purchase_date");
-        if contact.order.is_some() && (first.is_some() || last.is_some()) {
-            let existing = client.get_subscriber(&contact.email).await?;
-            // Ecomail stores custom field names lowercased.
-            let existing: BTreeMap<String, Value> = existing
-                .map(|s| {
-                    s.custom_fields
-                        .into_iter()
-                        .map(|(k, v)| (k.to_lowercase(), unwrap_date(v)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let lower = |name: Option<&String>| name.map(|n| n.to_lowercase());
-            let mut lowered: BTreeMap<String, Value> = subscriber
-                .custom_fields
-                .iter()
-                .map(|(k, v)| (k.to_lowercase(), v.clone()))
-                .collect();
-            purchase_dates(&mut lowered, &existing, lower(first).as_ref(), lower(last).as_ref());
-            for target in [first, last].into_iter().flatten() {
-                subscriber.custom_fields.remove(target);
-                if let Some(value) = lowered.get(&target.to_lowercase()) {
-                    subscriber
-                        .custom_fields
-                        .insert(target.clone(), json!({"value": value, "type": "date"}));
+        };
+        let salesmanago = async {
+            match &self.salesmanago {
+                Some(client) if message.wants(SALESMANAGO) => {
+                    Some(self.subscribe_salesmanago(client, subscribed).await)
                 }
+                _ => None,
+            }
+        };
+        let (spotler, ecomail, salesmanago) = tokio::join!(spotler, ecomail, salesmanago);
+        let mut outcome = Outcome::default();
+        for (destination, result) in [(SPOTLER, spotler), (ECOMAIL, ecomail), (SALESMANAGO, salesmanago)] {
+            if let Some(result) = result {
+                let report = Report::contact(destination, "subscribe", subscribed.contact_id.as_deref());
+                settle(&mut outcome, message, report, result);
             }
         }
-        client.subscribe(&subscriber, true).await
+        outcome
     }
-}
 
-fn unwrap_date(value: Value) -> Value {
-    match value {
-        Value::Object(mut map) if map.contains_key("value") => map.remove("value").unwrap_or(Value::Null),
-        other => other,
-    }
-}
-
-/// Applies the purchase-date rules to `properties` (which holds the new order's date under
-/// both names). The first purchase date is set when the destination has none and never moves
-/// later: a stored date is only replaced by an earlier one, which happens only when an older
-/// order arrives after a newer one. The last purchase date never moves earlier. Both rules
-/// converge to the right values whatever order the messages are handled in.
-fn purchase_dates(
-    properties: &mut BTreeMap<String, Value>,
-    existing: &BTreeMap<String, Value>,
-    first: Option<&String>,
-    last: Option<&String>,
-) {
-    let stored = |name: &String| {
-        existing
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let new = |properties: &BTreeMap<String, Value>, name: &String| {
-        properties.get(name).and_then(Value::as_str).map(str::to_owned)
-    };
-    if let Some(first) = first
-        && let (Some(current), Some(new)) = (stored(first), new(properties, first))
-        && current <= new
-    {
-        properties.remove(first);
-    }
-    if let Some(last) = last
-        && let (Some(current), Some(new)) = (stored(last), new(properties, last))
-        && current >= new
-    {
-        properties.remove(last);
-    }
-}
-
-fn date(at: OffsetDateTime) -> String {
-    at.format(format_description!("[year]-[month]-[day]"))
-        .unwrap_or_default()
-}
-
-/// The value of a mapping source field, if the contact has it.
-fn source_value(contact: &ContactChanged, source: &str) -> Option<Value> {
-    let text = |s: &Option<String>| s.as_ref().map(|v| Value::String(v.clone()));
-    match source {
-        "email" => Some(Value::String(contact.email.clone())),
-        "first_name" => text(&contact.first_name),
-        "last_name" => text(&contact.last_name),
-        "phone" => text(&contact.phone),
-        "city" => text(&contact.city),
-        "country" => text(&contact.country),
-        "language" => text(&contact.language),
-        "first_purchase_date" | "last_purchase_date" => {
-            contact.order.as_ref().map(|o| Value::String(date(o.placed_at)))
+    async fn shop_event(&self, message: &Incoming, event: &ShopEvent) -> Outcome {
+        let mut outcome = Outcome::default();
+        if let Some(client) = &self.salesmanago
+            && message.wants(SALESMANAGO)
+        {
+            let (operation, result) = self.salesmanago_event(client, message, event).await;
+            let report = Report::contact(SALESMANAGO, operation, event.contact_id.as_deref());
+            settle(&mut outcome, message, report, result);
         }
-        other => other
-            .strip_prefix("attributes.")
-            .and_then(|name| contact.attributes.get(name))
-            .filter(|v| !v.is_null())
-            .cloned(),
+        outcome
     }
 }
 
-/// Adds the outcome of one destination: a result when it finished, a scoped failure when it
-/// must be retried (or parked), and both when it failed for good.
-fn settle(
-    outcome: &mut Outcome,
-    message: &Incoming,
-    contact_id: &str,
-    destination: &str,
-    operation: &str,
-    result: DestinationResult,
-) {
+/// Adds the outcome of one destination: a `contact.synced` result when it finished, a scoped
+/// failure when it must be retried (or parked), and both when it failed for good.
+pub(crate) fn settle(outcome: &mut Outcome, message: &Incoming, report: Report<'_>, result: DestinationResult) {
+    let destination = report.destination;
     let scope = vec![destination.to_owned()];
-    let (status, error, failure) = match result {
-        Ok(()) => ("synced", None, None),
+    let (status, error, dropped, failure) = match result {
+        Ok(dropped) => ("synced", None, dropped, None),
         Err(CallError::Permanent(reason) | CallError::NotFound(reason)) => (
             "failed",
             Some(reason.clone()),
+            None,
             Some(Failure {
                 scope,
                 kind: FailureKind::Permanent,
@@ -329,15 +327,16 @@ fn settle(
                 reason: reason.clone(),
             });
             if message.last_attempt {
-                ("failed", Some(reason), failure)
+                ("failed", Some(reason), None, failure)
             } else {
-                ("", None, failure)
+                ("", None, None, failure)
             }
         }
         Err(CallError::RateLimited { retry_in }) => {
             let reason = format!("{destination} rate limited for {retry_in:?}");
             (
                 "",
+                None,
                 None,
                 Some(Failure {
                     scope,
@@ -349,11 +348,13 @@ fn settle(
     };
     if !status.is_empty() {
         let synced = ContactSynced {
-            contact_id: contact_id.to_owned(),
+            contact_id: report.contact_id.map(str::to_owned),
             destination: destination.to_owned(),
-            operation: operation.to_owned(),
+            operation: report.operation.to_owned(),
             status: status.to_owned(),
             error,
+            segment_id: report.segment_id.map(str::to_owned),
+            metadata_dropped: dropped,
             source_message_id: message.message_id.clone(),
         };
         let id = format!("{}:{destination}", message.message_id);
@@ -373,57 +374,63 @@ fn settle(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, Value> {
-        pairs
+    fn message(last_attempt: bool) -> Incoming {
+        Incoming {
+            message_id: "m-1".into(),
+            kind: "contact.changed".into(),
+            correlation_id: Some("corr".into()),
+            attempt: 1,
+            scope: Vec::new(),
+            redelivered: false,
+            last_attempt,
+            body: serde_json::Value::Null,
+        }
+    }
+
+    fn check(result: DestinationResult, last_attempt: bool) -> (Vec<serde_json::Value>, Vec<FailureKind>) {
+        let mut outcome = Outcome::default();
+        let report = Report::contact(VOUCHERIFY, "upsert", Some("c-1"));
+        settle(&mut outcome, &message(last_attempt), report, result);
+        let results = outcome
+            .results
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
-            .collect()
-    }
-
-    fn check(existing: &[(&str, &str)], new_date: &str) -> BTreeMap<String, Value> {
-        let mut properties = props(&[("firstPurchaseDate", new_date), ("lastPurchaseDate", new_date)]);
-        let (first, last) = ("firstPurchaseDate".to_owned(), "lastPurchaseDate".to_owned());
-        purchase_dates(&mut properties, &props(existing), Some(&first), Some(&last));
-        properties
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or_default())
+            .collect();
+        (results, outcome.failures.iter().map(|f| f.kind).collect())
     }
 
     #[test]
-    fn first_order_sets_both_dates() {
-        assert_eq!(
-            check(&[], "2026-11-21"),
-            props(&[("firstPurchaseDate", "2026-11-21"), ("lastPurchaseDate", "2026-11-21")])
-        );
+    fn success_reports_synced_with_the_drop_count() {
+        let (results, failures) = check(Ok(Some(2)), false);
+        assert!(failures.is_empty());
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0]["status"], "synced");
+        assert_eq!(results[0]["metadata_dropped"], 2);
+        assert_eq!(results[0]["destination"], "voucherify");
     }
 
     #[test]
-    fn later_order_moves_only_the_last_date() {
-        let existing = [("firstPurchaseDate", "2026-01-01"), ("lastPurchaseDate", "2026-01-01")];
-        assert_eq!(
-            check(&existing, "2026-11-21"),
-            props(&[("lastPurchaseDate", "2026-11-21")])
-        );
+    fn permanent_failure_reports_and_dead_letters() {
+        let (results, failures) = check(Err(CallError::Permanent("bad".into())), false);
+        assert_eq!(results[0]["status"], "failed");
+        assert_eq!(failures, [FailureKind::Permanent]);
     }
 
     #[test]
-    fn late_arriving_order_between_first_and_last_changes_nothing() {
-        let existing = [("firstPurchaseDate", "2026-01-01"), ("lastPurchaseDate", "2026-12-01")];
-        assert_eq!(check(&existing, "2026-11-21"), props(&[]));
+    fn retriable_failure_reports_only_on_the_last_attempt() {
+        assert!(check(Err(CallError::Retriable("x".into())), false).0.is_empty());
+        assert_eq!(check(Err(CallError::Retriable("x".into())), true).0.len(), 1);
     }
 
     #[test]
-    fn late_arriving_order_older_than_the_stored_first_moves_it_earlier() {
-        let existing = [("firstPurchaseDate", "2026-03-01"), ("lastPurchaseDate", "2026-11-21")];
-        assert_eq!(
-            check(&existing, "2026-01-15"),
-            props(&[("firstPurchaseDate", "2026-01-15")])
-        );
-    }
-
-    #[test]
-    fn repeated_order_sends_no_dates() {
-        let existing = [("firstPurchaseDate", "2026-03-01"), ("lastPurchaseDate", "2026-03-01")];
-        assert_eq!(check(&existing, "2026-03-01"), props(&[]));
+    fn a_rate_limit_parks_without_a_result() {
+        let retry_in = Duration::from_secs(3);
+        let (results, failures) = check(Err(CallError::RateLimited { retry_in }), true);
+        assert!(results.is_empty());
+        assert_eq!(failures, [FailureKind::RateLimited { retry_in }]);
     }
 }

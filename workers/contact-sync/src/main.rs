@@ -1,4 +1,5 @@
-//! contact-sync binary: wiring only.
+//! contact-sync binary: wiring only. Exit codes: 0 after a graceful stop, 64 for an invalid
+//! configuration or a field mapping that does not fit the Spotler account, 1 otherwise.
 
 use std::process::ExitCode;
 
@@ -7,13 +8,8 @@ use settings::Env;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    mq::worker::main(
-        "contact-sync",
-        Config::from_strings(&Env),
-        |c| &c.common,
-        |config, registry, health| async move {
-            contact_sync::run(config, &registry, health, mq::consumer::shutdown_signal()).await
-        },
-    )
+    mq::worker::main("contact-sync", Config::from_strings(&Env), |c| &c.common, |config, registry, health| async move {
+        contact_sync::start(config, &registry, health, mq::consumer::shutdown_signal()).await
+    })
     .await
 }

@@ -226,24 +226,44 @@ async fn a_429_seen_by_one_replica_pauses_the_others() {
     use api_client::ProviderClient;
     use switchyard_sandbox::{Fault, Provider, SandboxConfig};
 
-    let sandbox = switchyard_sandbox::spawn(SandboxConfig::for_tests()).await.unwrap_or_else(|e| panic!("{e}"));
-    sandbox.state.set_fault(Provider::Ecomail, Fault::forced(429, 1).with_retry_after(2)).unwrap_or_else(|e| panic!("{e}"));
+    let sandbox = switchyard_sandbox::spawn(SandboxConfig::for_tests())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    sandbox
+        .state
+        .set_fault(Provider::Ecomail, Fault::forced(429, 1).with_retry_after(2))
+        .unwrap_or_else(|e| panic!("{e}"));
     let prefix = key();
     let base: url::Url = sandbox.ecomail_base_url().parse().unwrap_or_else(|e| panic!("{e}"));
     let client = |registry: &prometheus::Registry| {
         let metrics = HttpMetrics::register(registry).unwrap_or_else(|e| panic!("{e}"));
         let connection = api_client::shared::connect_lazy(REDIS_URL).unwrap_or_else(|e| panic!("{e}"));
-        ProviderClient::new("ecomail", base.clone(), &limits("1000/s", 4), replicas(2), Duration::from_secs(10), metrics)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_shared_budget(connection, &prefix)
+        ProviderClient::new(
+            "ecomail",
+            base.clone(),
+            &limits("1000/s", 4),
+            replicas(2),
+            Duration::from_secs(10),
+            metrics,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_shared_budget(connection, &prefix)
     };
-    let (a, b) = (client(&prometheus::Registry::new()), client(&prometheus::Registry::new()));
+    let (a, b) = (
+        client(&prometheus::Registry::new()),
+        client(&prometheus::Registry::new()),
+    );
     let get = |c: &ProviderClient| {
         let c = c.clone();
         async move {
-            c.send_json("events", reqwest::Method::GET, "/subscribers/x@example.com/events", None, |r| r.header("key", "sandbox-ecomail-key"), |reply, class| {
-                api_client::client::vendor_error("ecomail", "events", reply, class, "")
-            })
+            c.send_json(
+                "events",
+                reqwest::Method::GET,
+                "/subscribers/x@example.com/events",
+                None,
+                |r| r.header("key", "sandbox-ecomail-key"),
+                |reply, class| api_client::client::vendor_error("ecomail", "events", reply, class, ""),
+            )
             .await
         }
     };
@@ -253,9 +273,21 @@ async fn a_429_seen_by_one_replica_pauses_the_others() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Replica b has seen no 429, yet must not call before the shared pause ends.
     let second = get(&b).await;
-    assert!(second.is_ok() || matches!(second, Err(api_client::CallError::NotFound(_))), "{second:?}");
-    assert!(started.elapsed() >= Duration::from_millis(1900), "b called during a's pause: {:?}", started.elapsed());
+    assert!(
+        second.is_ok() || matches!(second, Err(api_client::CallError::NotFound(_))),
+        "{second:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "b called during a's pause: {:?}",
+        started.elapsed()
+    );
     assert!(first.await.is_ok());
-    let statuses: Vec<u16> = sandbox.state.calls(Provider::Ecomail).iter().map(|c| c.status).collect();
+    let statuses: Vec<u16> = sandbox
+        .state
+        .calls(Provider::Ecomail)
+        .iter()
+        .map(|c| c.status)
+        .collect();
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "{statuses:?}");
 }

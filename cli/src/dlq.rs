@@ -27,11 +27,11 @@ pub(crate) enum DlqCommand {
     Show(ShowArgs),
     /// Republish dead letters to their original routing key with the attempt count reset.
     Replay(ReplayArgs),
-    /// Delete every dead letter of a worker.
+    /// Delete dead letters of a worker: all of them, or those matching the filters.
     Purge(PurgeArgs),
 }
 
-/// Filters shared by `list` and `replay`.
+/// Filters shared by `list`, `replay` and `purge`.
 #[derive(Debug, Args)]
 pub(crate) struct FilterArgs {
     /// Only this error class (`invalid`, `permanent`, `exhausted`, `poison`).
@@ -40,6 +40,24 @@ pub(crate) struct FilterArgs {
     /// Only this message type.
     #[arg(long = "type", value_name = "TYPE")]
     kind: Option<String>,
+}
+
+impl FilterArgs {
+    /// The broker-side filter, checking that the time window is not empty.
+    fn to_filter(&self, message_id: Option<String>, window: &TimeArgs) -> anyhow::Result<DeadLetterFilter> {
+        if let (Some(since), Some(until)) = (window.since, window.until)
+            && since >= until
+        {
+            return Err(usage("--since must be earlier than --until"));
+        }
+        Ok(DeadLetterFilter {
+            class: self.class.clone(),
+            kind: self.kind.clone(),
+            message_id,
+            failed_since: window.since,
+            failed_until: window.until,
+        })
+    }
 }
 
 /// A time window on `x-switchyard-failed-at`.
@@ -103,6 +121,8 @@ pub(crate) struct ReplayArgs {
     /// Only the dead letter with this message_id.
     #[arg(long, value_name = "ID")]
     message_id: Option<String>,
+    #[command(flatten)]
+    window: TimeArgs,
     /// At most this many per second, e.g. `10` or `10/s`.
     #[arg(long, default_value = "10/s", value_parser = parse_rate, value_name = "N/s")]
     rate: u32,
@@ -117,6 +137,13 @@ pub(crate) struct PurgeArgs {
     /// The worker whose dead letters to delete.
     #[arg(long, value_name = "NAME")]
     worker: String,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    window: TimeArgs,
+    /// Show what would be deleted without changing anything.
+    #[arg(long)]
+    dry_run: bool,
     /// Confirm: the dead letters are deleted for good.
     #[arg(long)]
     yes: bool,
@@ -149,22 +176,6 @@ fn time_bound_at(raw: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Strin
     })?;
     now.checked_sub(time::Duration::try_from(ago).map_err(|_| format!("`{raw}` is too long ago"))?)
         .ok_or_else(|| format!("`{raw}` is too long ago"))
-}
-
-/// Whether `letter` was dead-lettered inside `[since, until)`. Without bounds every letter is
-/// in; with a bound, a letter whose `x-switchyard-failed-at` is missing or unreadable is out.
-pub(crate) fn in_window(letter: &DeadLetter, since: Option<OffsetDateTime>, until: Option<OffsetDateTime>) -> bool {
-    if since.is_none() && until.is_none() {
-        return true;
-    }
-    let Some(failed_at) = letter
-        .failed_at
-        .as_deref()
-        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-    else {
-        return false;
-    };
-    since.is_none_or(|s| failed_at >= s) && until.is_none_or(|u| failed_at < u)
 }
 
 /// Runs a `switchyard dlq` subcommand.
@@ -249,20 +260,10 @@ fn letter_json(letter: &DeadLetter) -> Value {
 }
 
 async fn list(admin: &Admin, worker: &str, args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let filter = DeadLetterFilter {
-        class: args.filter.class.clone(),
-        kind: args.filter.kind.clone(),
-        message_id: None,
-    };
-    if let (Some(since), Some(until)) = (args.window.since, args.window.until)
-        && since >= until
-    {
-        return Err(usage("--since must be earlier than --until"));
-    }
+    let filter = args.filter.to_filter(None, &args.window)?;
     let letters: Vec<DeadLetter> = read(admin, worker, &filter, usize::MAX)
         .await?
         .into_iter()
-        .filter(|l| in_window(l, args.window.since, args.window.until))
         .take(args.limit)
         .collect();
     if args.json {
@@ -351,11 +352,7 @@ fn progress_bar(len: usize) -> ProgressBar {
 }
 
 async fn replay(admin: &Admin, worker: &str, args: &ReplayArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let filter = DeadLetterFilter {
-        class: args.filter.class.clone(),
-        kind: args.filter.kind.clone(),
-        message_id: args.message_id.clone(),
-    };
+    let filter = args.filter.to_filter(args.message_id.clone(), &args.window)?;
     // Counting first sizes the progress bar; letters arriving meanwhile only make it overshoot.
     let n_matching = read(admin, worker, &filter, usize::MAX).await?.len();
     let bar = progress_bar(n_matching);
@@ -377,15 +374,28 @@ async fn replay(admin: &Admin, worker: &str, args: &ReplayArgs, out: &mut dyn Wr
 
 async fn purge(admin: &Admin, worker: &str, args: &PurgeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let queue = admin.names().dead_queue(worker);
-    if !args.yes {
+    if !args.yes && !args.dry_run {
         let depth = admin.queue_depth(&queue).await?;
         return Err(usage(format!(
             "refusing to purge `{queue}` without --yes: its {depth} dead letter(s) would be deleted for good; \
              inspect them with `switchyard dlq list --worker {worker}` or replay them with `switchyard dlq replay`"
         )));
     }
-    let purged = admin.purge_dead(worker).await?;
-    writeln!(out, "purged {purged} dead letter(s) from `{queue}`")?;
+    let filter = args.filter.to_filter(None, &args.window)?;
+    if filter == DeadLetterFilter::default() && !args.dry_run {
+        let purged = admin.purge_dead(worker).await?;
+        writeln!(out, "purged {purged} dead letter(s) from `{queue}`")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let purged = admin.purge_matching(worker, &filter, args.dry_run).await?;
+    if args.dry_run {
+        if !purged.is_empty() {
+            write!(out, "{}", letters_table(&purged))?;
+        }
+        writeln!(out, "would purge {} dead letter(s) from `{queue}`", purged.len())?;
+    } else {
+        writeln!(out, "purged {} matching dead letter(s) from `{queue}`", purged.len())?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -408,6 +418,16 @@ mod tests {
             correlation_id: None,
             body: br#"{"contact_id":"c-1"}"#.to_vec(),
         }
+    }
+
+    /// Whether `l` passes a filter with only the time window set.
+    fn window_of(l: &DeadLetter, since: Option<OffsetDateTime>, until: Option<OffsetDateTime>) -> bool {
+        DeadLetterFilter {
+            failed_since: since,
+            failed_until: until,
+            ..DeadLetterFilter::default()
+        }
+        .matches(l)
     }
 
     fn at(text: &str) -> OffsetDateTime {
@@ -437,21 +457,21 @@ mod tests {
         let mut l = letter(0, "e");
         l.failed_at = Some("2026-11-20T10:00:00Z".into());
         let (ten, eleven) = (at("2026-11-20T10:00:00Z"), at("2026-11-20T11:00:00Z"));
-        assert!(in_window(&l, None, None));
-        assert!(in_window(&l, Some(ten), None), "since is inclusive");
-        assert!(!in_window(&l, Some(eleven), None));
-        assert!(in_window(&l, None, Some(eleven)));
-        assert!(!in_window(&l, None, Some(ten)), "until is exclusive");
+        assert!(window_of(&l, None, None));
+        assert!(window_of(&l, Some(ten), None), "since is inclusive");
+        assert!(!window_of(&l, Some(eleven), None));
+        assert!(window_of(&l, None, Some(eleven)));
+        assert!(!window_of(&l, None, Some(ten)), "until is exclusive");
     }
 
     #[test]
     fn window_leaves_out_letters_without_a_time() {
         let mut l = letter(0, "e");
         l.failed_at = None;
-        assert!(in_window(&l, None, None));
-        assert!(!in_window(&l, Some(OffsetDateTime::UNIX_EPOCH), None));
+        assert!(window_of(&l, None, None));
+        assert!(!window_of(&l, Some(OffsetDateTime::UNIX_EPOCH), None));
         l.failed_at = Some("not a time".into());
-        assert!(!in_window(&l, None, Some(at("2100-01-01T00:00:00Z"))));
+        assert!(!window_of(&l, None, Some(at("2100-01-01T00:00:00Z"))));
     }
 
     #[test]

@@ -462,3 +462,55 @@ async fn dlq_replay_redelivers_a_fixed_message() {
     assert!(h.sandbox.state.spotler_contact("shop-10").is_some());
     h.finish().await;
 }
+
+#[tokio::test]
+async fn dlq_purge_with_a_filter_deletes_only_the_matching_letters() {
+    let h = Harness::start("purge", &[("CONTACT_SYNC_DESTINATIONS", "spotler")]).await;
+    h.sandbox
+        .state
+        .set_fault(Provider::Spotler, Fault::forced(400, 1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.publish("contact.changed", &contact("shop-13", "p1@example.com"))
+        .await;
+    h.wait_dead_letters(1, T).await;
+    h.publish(
+        "contact.changed",
+        &json!({"contact_id": "x-13", "email": "nope", "changed_at": "2026-11-20T10:00:00Z"}),
+    )
+    .await;
+    h.wait_dead_letters(2, T).await;
+    let invalid = mq::admin::DeadLetterFilter {
+        class: Some("invalid".into()),
+        ..Default::default()
+    };
+    let worker = contact_sync::config::WORKER;
+    let dry = h
+        .admin
+        .purge_matching(worker, &invalid, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(dry.len(), 1);
+    assert_eq!(h.dead_letters().await.len(), 2, "a dry run changes nothing");
+    let purged = h
+        .admin
+        .purge_matching(worker, &invalid, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(purged.iter().map(|l| l.class.as_str()).collect::<Vec<_>>(), ["invalid"]);
+    let left = h.dead_letters().await;
+    assert_eq!(left.iter().map(|l| l.class.as_str()).collect::<Vec<_>>(), ["permanent"]);
+    // A window in the future matches nothing.
+    let later = mq::admin::DeadLetterFilter {
+        failed_since: Some(time::OffsetDateTime::now_utc() + time::Duration::hours(1)),
+        ..Default::default()
+    };
+    assert!(
+        h.admin
+            .purge_matching(worker, &later, false)
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+    assert_eq!(h.dead_letters().await.len(), 1);
+    h.finish().await;
+}

@@ -55,7 +55,7 @@ pub struct DeadLetter {
 }
 
 /// A filter for dead letters.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeadLetterFilter {
     /// Only this class.
     pub class: Option<String>,
@@ -63,12 +63,29 @@ pub struct DeadLetterFilter {
     pub kind: Option<String>,
     /// Only this message id.
     pub message_id: Option<String>,
+    /// Only letters dead-lettered at or after this time (`x-switchyard-failed-at`).
+    pub failed_since: Option<time::OffsetDateTime>,
+    /// Only letters dead-lettered before this time.
+    pub failed_until: Option<time::OffsetDateTime>,
 }
 
 impl DeadLetterFilter {
-    /// Whether `letter` passes.
+    /// Whether `letter` passes. With a time bound, letters without `x-switchyard-failed-at`
+    /// (broker dead letters such as poison messages) do not pass.
     pub fn matches(&self, letter: &DeadLetter) -> bool {
-        self.class.as_ref().is_none_or(|c| c == &letter.class)
+        let in_window = if self.failed_since.is_none() && self.failed_until.is_none() {
+            true
+        } else {
+            let failed_at = letter
+                .failed_at
+                .as_deref()
+                .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+            failed_at.is_some_and(|at| {
+                self.failed_since.is_none_or(|since| at >= since) && self.failed_until.is_none_or(|until| at < until)
+            })
+        };
+        in_window
+            && self.class.as_ref().is_none_or(|c| c == &letter.class)
             && self.kind.as_ref().is_none_or(|k| Some(k) == letter.kind.as_ref())
             && self
                 .message_id
@@ -293,6 +310,40 @@ impl Admin {
             .await?;
         let _closed = channel.close(200, "purged".into()).await;
         Ok(count)
+    }
+
+    /// Deletes the dead letters of `worker` that match `filter` (all others stay, in order);
+    /// with `dry_run` nothing changes. Returns the (would-be) deleted letters.
+    pub async fn purge_matching(
+        &self,
+        worker: &str,
+        filter: &DeadLetterFilter,
+        dry_run: bool,
+    ) -> Result<Vec<DeadLetter>, MqError> {
+        let channel = self.connection.create_channel().await?;
+        let queue = self.names.dead_queue(worker);
+        let deliveries = self.take_all(&channel, &queue, usize::MAX).await?;
+        let mut purged = Vec::new();
+        for (index, delivery) in deliveries.iter().enumerate() {
+            let letter = dead_letter(index, &delivery.properties, delivery.data.clone());
+            if filter.matches(&letter) && !dry_run {
+                delivery.acker.ack(BasicAckOptions::default()).await?;
+                purged.push(letter);
+            } else {
+                if filter.matches(&letter) {
+                    purged.push(letter);
+                }
+                let _back = delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        multiple: false,
+                        requeue: true,
+                    })
+                    .await;
+            }
+        }
+        let _closed = channel.close(200, "purged".into()).await;
+        Ok(purged)
     }
 
     /// Removes and returns up to `limit` messages from any queue (tests, demo summaries).

@@ -661,6 +661,23 @@ async fn a_backlog_of_contacts_without_orders_goes_through_contact_list_calls() 
         "far fewer calls than contacts: {list_sizes:?}"
     );
     assert_eq!(h.sandbox.state.spotler_contacts().len(), N);
+    // Ecomail got them in subscribe-bulk calls (a batch of one uses the single endpoint).
+    let ecomail = h.sandbox.state.calls(Provider::Ecomail);
+    let bulk_sizes: Vec<usize> = ecomail
+        .iter()
+        .filter(|c| c.path.ends_with("/subscribe-bulk"))
+        .map(|c| {
+            c.body
+                .as_ref()
+                .and_then(|b| b["subscriber_data"].as_array())
+                .map_or(0, Vec::len)
+        })
+        .collect();
+    let single_subscribes = ecomail.iter().filter(|c| c.path.ends_with("/subscribe")).count();
+    assert!(bulk_sizes.iter().any(|n| *n > 1), "batched: {bulk_sizes:?}");
+    assert_eq!(bulk_sizes.iter().sum::<usize>() + single_subscribes, N);
+    let subscribers: usize = h.sandbox.state.ecomail_subscribers().values().map(Vec::len).sum();
+    assert_eq!(subscribers, N);
     assert!(h.dead_letters().await.is_empty());
     h.finish().await;
 }

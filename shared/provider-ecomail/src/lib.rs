@@ -107,6 +107,21 @@ pub fn date_value(date: &str) -> serde_json::Value {
     serde_json::json!({"value": date, "type": "date"})
 }
 
+/// Subscribers per `subscribe-bulk` call (Ecomail's limit).
+pub const MAX_BULK: usize = 3000;
+
+#[derive(Serialize)]
+struct BulkSubscribeRequest<'a> {
+    subscriber_data: &'a [Subscriber],
+    update_existing: bool,
+    resubscribe: bool,
+}
+
+#[derive(Deserialize)]
+struct BulkAnswer {
+    inserts: u64,
+}
+
 #[derive(Deserialize)]
 struct SubscriberEnvelope {
     subscriber: StoredSubscriber,
@@ -241,6 +256,30 @@ impl EcomailClient {
         )
         .await
         .map(drop)
+    }
+
+    /// `POST /lists/{list}/subscribe-bulk` (at most [`MAX_BULK`] subscribers; Ecomail silently
+    /// ignores the rest, so more is refused here). Always skips the double opt-in. Ecomail
+    /// answers with a count only (`{"inserts": N}`), so the call succeeds or fails as a whole.
+    pub async fn subscribe_bulk(&self, subscribers: &[Subscriber], update_existing: bool) -> Result<u64, CallError> {
+        if subscribers.len() > MAX_BULK {
+            return Err(CallError::Permanent(format!(
+                "ecomail subscribe_bulk: {} subscribers, at most {MAX_BULK} per call",
+                subscribers.len()
+            )));
+        }
+        let request = BulkSubscribeRequest {
+            subscriber_data: subscribers,
+            update_existing,
+            resubscribe: false,
+        };
+        let body = serde_json::to_vec(&request)
+            .map_err(|e| CallError::Permanent(format!("ecomail subscribe_bulk: cannot encode: {e}")))?;
+        let path = format!("/lists/{}/subscribe-bulk", self.config.list_id);
+        let reply = self.call("subscribe_bulk", Method::POST, &path, Some(body)).await?;
+        let answer: BulkAnswer = serde_json::from_slice(&reply.body)
+            .map_err(|e| CallError::Retriable(format!("ecomail subscribe_bulk: unexpected answer: {e}")))?;
+        Ok(answer.inserts)
     }
 
     /// `GET /lists/{list}/subscriber/{email}`; `None` when not in the list.

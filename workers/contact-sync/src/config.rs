@@ -66,6 +66,10 @@ pub struct Config {
     pub spotler_options: SpotlerOptions,
     /// Ecomail, when enabled.
     pub ecomail: Option<Destination<EcomailConfig>>,
+    /// Batching of Ecomail subscribers of contacts without an order into `subscribe-bulk`
+    /// calls (`CONTACT_SYNC_BULK`, `ECOMAIL_BULK_SIZE`, `CONTACT_SYNC_BULK_LINGER`); `None`
+    /// when off or Ecomail is disabled.
+    pub ecomail_bulk: Option<BatchSettings>,
     /// SALESmanago, when enabled.
     pub salesmanago: Option<Destination<SalesmanagoConfig>>,
     /// Voucherify, when enabled.
@@ -382,12 +386,32 @@ impl Config {
         .max()
         .unwrap_or(8);
         let default_prefetch = u16::try_from(widest).unwrap_or(u16::MAX);
+        let ecomail_bulk = match (&ecomail, spotler_options.bulk) {
+            (Some(_), Some(spotler_bulk)) => {
+                let max_items = settings::parse_or(strings, "ECOMAIL_BULK_SIZE", provider_ecomail::MAX_BULK)?;
+                if max_items == 0 || max_items > provider_ecomail::MAX_BULK {
+                    return Err(ConfigError::invalid(
+                        "ECOMAIL_BULK_SIZE",
+                        format!(
+                            "must be between 1 and {} (Ecomail's limit per call)",
+                            provider_ecomail::MAX_BULK
+                        ),
+                    ));
+                }
+                Some(BatchSettings {
+                    max_items,
+                    linger: spotler_bulk.linger,
+                })
+            }
+            _ => None,
+        };
         Ok(Self {
             common: Common::from_strings(strings, WORKER, ROUTING_KEYS, default_prefetch)?,
             mapping,
             spotler,
             spotler_options,
             ecomail,
+            ecomail_bulk,
             salesmanago,
             voucherify,
         })

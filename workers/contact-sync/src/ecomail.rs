@@ -1,9 +1,24 @@
 //! Ecomail subscribers: `contact.changed` and `contact.subscribed` both go through
 //! `POST /lists/{list}/subscribe` with `update_existing`, skipping the double opt-in mail (the
-//! consent comes from the source system or the form).
+//! consent comes from the source system or the form). Contacts without an order may share a
+//! `POST /lists/{list}/subscribe-bulk` call (up to 3,000); Ecomail answers a bulk call with a
+//! count only, so every subscriber in it shares the call's outcome.
+
+/// Flushes one batch of subscribers: one result per subscriber, in order.
+pub async fn flush_bulk(client: &EcomailClient, subscribers: Vec<Subscriber>) -> Vec<Result<(), CallError>> {
+    match subscribers.as_slice() {
+        [] => Vec::new(),
+        [single] => vec![client.subscribe(single, true).await],
+        many => match client.subscribe_bulk(many, true).await {
+            Ok(_) => vec![Ok(()); many.len()],
+            Err(error) => vec![Err(error); many.len()],
+        },
+    }
+}
 
 use std::collections::BTreeMap;
 
+use api_client::CallError;
 use messages::contact::{ContactChanged, ContactSubscribed};
 use provider_ecomail::{EcomailClient, Subscriber};
 use serde_json::{Value, json};
@@ -41,7 +56,15 @@ impl ContactSync {
         subscriber.tags = permission_tags(mapping, &contact.permissions);
         let first = mapping.custom_fields.get("first_purchase_date");
         let last = mapping.custom_fields.get("last_purchase_date");
-        if contact.order.is_some() && (first.is_some() || last.is_some()) {
+        let read_modify_write = contact.order.is_some() && (first.is_some() || last.is_some());
+        if !read_modify_write && let Some(bulk) = &self.ecomail_bulk {
+            return bulk
+                .submit(subscriber)
+                .await
+                .unwrap_or_else(|stopped| Err(CallError::Retriable(format!("ecomail subscribe_bulk: {stopped}"))))
+                .map(|()| None);
+        }
+        if read_modify_write {
             let existing = client.get_subscriber(&contact.email).await?;
             // Ecomail stores custom field names lowercased.
             let existing: BTreeMap<String, Value> = existing

@@ -45,6 +45,8 @@ pub const VOUCHERIFY: &str = "voucherify";
 
 /// The Spotler bulk batcher: one contact in, its own result out.
 pub type SpotlerBulk = Batcher<Contact, Result<(), CallError>>;
+/// The Ecomail bulk batcher: one subscriber in, the result of its call out.
+pub type EcomailBulk = Batcher<provider_ecomail::Subscriber, Result<(), CallError>>;
 
 /// The worker's dependencies.
 #[derive(Debug)]
@@ -53,6 +55,8 @@ pub struct ContactSync {
     pub spotler: Option<SpotlerDestination>,
     /// Ecomail client, when Ecomail is enabled.
     pub ecomail: Option<EcomailClient>,
+    /// Batches Ecomail subscribers of contacts without an order into `subscribe-bulk` calls.
+    pub ecomail_bulk: Option<EcomailBulk>,
     /// SALESmanago client, when SALESmanago is enabled.
     pub salesmanago: Option<SalesmanagoClient>,
     /// Voucherify, when enabled.
@@ -248,7 +252,8 @@ impl ContactSync {
                 )),
                 // Its creation may still be on the way; try again through the delay tiers.
                 Ok(false) => Err(CallError::Retriable(
-                    "spotler inactivate: contact not found (yet); retrying in case it is still being created".to_owned(),
+                    "spotler inactivate: contact not found (yet); retrying in case it is still being created"
+                        .to_owned(),
                 )),
                 Err(error) => Err(error),
             };

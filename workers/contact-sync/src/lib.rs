@@ -104,6 +104,16 @@ pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunErr
         )),
         None => None,
     };
+    let ecomail_bulk = match (&ecomail, config.ecomail_bulk) {
+        (Some(client), Some(settings)) => {
+            let batch_client = client.clone();
+            Some(Batcher::spawn("ecomail", settings, move |subscribers| {
+                let client = batch_client.clone();
+                async move { ecomail::flush_bulk(&client, subscribers).await }
+            }))
+        }
+        _ => None,
+    };
     let salesmanago = match &config.salesmanago {
         Some(d) => Some(SalesmanagoClient::new(
             http(provider_salesmanago::PROVIDER, &d.base_url, &d.limits)?,
@@ -152,6 +162,7 @@ pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunErr
     Ok(ContactSync {
         spotler,
         ecomail,
+        ecomail_bulk,
         salesmanago,
         voucherify,
         mapping: config.mapping.clone(),

@@ -8,8 +8,13 @@ use settings::Env;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    mq::worker::main("contact-sync", Config::from_strings(&Env), |c| &c.common, |config, registry, health| async move {
-        contact_sync::start(config, &registry, health, mq::consumer::shutdown_signal()).await
-    })
+    mq::worker::main(
+        "contact-sync",
+        Config::from_strings(&Env),
+        |c| &c.common,
+        |config, registry, health| async move {
+            contact_sync::start(config, &registry, health, mq::consumer::shutdown_signal()).await
+        },
+    )
     .await
 }

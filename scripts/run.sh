@@ -20,6 +20,11 @@ CONTACT_SYNC_METRICS_ADDR=${CONTACT_SYNC_METRICS_ADDR:-127.0.0.1:9464}
 LOYALTY_EVENTS_METRICS_ADDR=${LOYALTY_EVENTS_METRICS_ADDR:-127.0.0.1:9465}
 VOUCHER_EVENTS_METRICS_ADDR=${VOUCHER_EVENTS_METRICS_ADDR:-127.0.0.1:9466}
 RECOMMENDATIONS_METRICS_ADDR=${RECOMMENDATIONS_METRICS_ADDR:-127.0.0.1:9467}
+INBOUND_METRICS_ADDR=${INBOUND_METRICS_ADDR:-127.0.0.1:9468}
+INBOUND_ADDR=${INBOUND_ADDR:-127.0.0.1:8081}
+# Demo-only webhook secrets (the sandbox signs its webhooks with the same ones).
+demo_ecomail_token=demo-ecomail-webhook-token
+demo_voucherify_secret=demo-voucherify-webhook-secret
 ECOMAIL_LIST_ID=${ECOMAIL_LIST_ID:-7}
 sandbox_url="http://$SANDBOX_ADDR"
 bin=target/debug
@@ -61,9 +66,14 @@ wait_ready switchyard-sandbox "http://$SANDBOX_METRICS_ADDR/readyz"
 
 # Every worker points at the sandbox with its default credentials.
 ecomail=(ECOMAIL_BASE_URL="$sandbox_url/ecomail" ECOMAIL_API_KEY=sandbox-ecomail-key ECOMAIL_LIST_ID="$ECOMAIL_LIST_ID")
-start contact-sync METRICS_ADDR="$CONTACT_SYNC_METRICS_ADDR" LOG_FORMAT=json "${ecomail[@]}" \
-  SPOTLER_BASE_URL="$sandbox_url/spotler/integrationservice-1.1.0" \
-  SPOTLER_CONSUMER_KEY=sandbox-spotler-key SPOTLER_CONSUMER_SECRET=sandbox-spotler-secret \
+spotler=(SPOTLER_BASE_URL="$sandbox_url/spotler/integrationservice-1.1.0"
+  SPOTLER_CONSUMER_KEY=sandbox-spotler-key SPOTLER_CONSUMER_SECRET=sandbox-spotler-secret)
+voucherify=(VOUCHERIFY_BASE_URL="$sandbox_url/voucherify"
+  VOUCHERIFY_APP_ID=sandbox-voucherify-app VOUCHERIFY_APP_TOKEN=sandbox-voucherify-token)
+start contact-sync METRICS_ADDR="$CONTACT_SYNC_METRICS_ADDR" LOG_FORMAT=json "${ecomail[@]}" "${spotler[@]}" \
+  "${voucherify[@]}" CONTACT_SYNC_DESTINATIONS=spotler,ecomail,salesmanago,voucherify \
+  SALESMANAGO_BASE_URL="$sandbox_url/salesmanago" SALESMANAGO_CLIENT_ID=sandbox-sm-client \
+  SALESMANAGO_API_SECRET=sandbox-sm-secret SALESMANAGO_OWNER=owner@example.com \
   "$bin/contact-sync"
 wait_ready contact-sync "http://$CONTACT_SYNC_METRICS_ADDR/readyz"
 
@@ -71,9 +81,7 @@ start loyalty-events METRICS_ADDR="$LOYALTY_EVENTS_METRICS_ADDR" LOG_FORMAT=json
   "$bin/loyalty-events"
 wait_ready loyalty-events "http://$LOYALTY_EVENTS_METRICS_ADDR/readyz"
 
-start voucher-events METRICS_ADDR="$VOUCHER_EVENTS_METRICS_ADDR" LOG_FORMAT=json \
-  VOUCHERIFY_BASE_URL="$sandbox_url/voucherify" \
-  VOUCHERIFY_APP_ID=sandbox-voucherify-app VOUCHERIFY_APP_TOKEN=sandbox-voucherify-token \
+start voucher-events METRICS_ADDR="$VOUCHER_EVENTS_METRICS_ADDR" LOG_FORMAT=json "${voucherify[@]}" \
   VOUCHERIFY_INTEGRATION_BASE_URL="$sandbox_url/voucherify-integration" \
   VOUCHERIFY_INTEGRATION_APP_ID=sandbox-vf-integration-app VOUCHERIFY_INTEGRATION_SECRET_KEY=sandbox-vf-integration-secret \
   BLOOMREACH_BASE_URL="$sandbox_url/bloomreach" BLOOMREACH_PROJECT_TOKEN=sandbox-project \
@@ -87,11 +95,18 @@ start recommendations METRICS_ADDR="$RECOMMENDATIONS_METRICS_ADDR" LOG_FORMAT=js
   "$bin/recommendations"
 wait_ready recommendations "http://$RECOMMENDATIONS_METRICS_ADDR/readyz"
 
+start inbound METRICS_ADDR="$INBOUND_METRICS_ADDR" INBOUND_ADDR="$INBOUND_ADDR" LOG_FORMAT=json "${spotler[@]}" \
+  INBOUND_ECOMAIL_TOKEN="$demo_ecomail_token" INBOUND_VOUCHERIFY_SECRET="$demo_voucherify_secret" \
+  INBOUND_SPOTLER_POLL_INTERVAL=30s INBOUND_STATE_DIR="$run_dir/state/inbound" \
+  "$bin/inbound"
+wait_ready inbound "http://$INBOUND_METRICS_ADDR/readyz"
+
 echo "switchyard-sandbox metrics http://$SANDBOX_METRICS_ADDR/metrics"
 echo "contact-sync metrics http://$CONTACT_SYNC_METRICS_ADDR/metrics"
 echo "loyalty-events metrics http://$LOYALTY_EVENTS_METRICS_ADDR/metrics"
 echo "voucher-events metrics http://$VOUCHER_EVENTS_METRICS_ADDR/metrics"
 echo "recommendations metrics http://$RECOMMENDATIONS_METRICS_ADDR/metrics"
+echo "inbound metrics http://$INBOUND_METRICS_ADDR/metrics"
 say "Logs are in $run_dir/logs/"
 
 # One transient failure and one rate limit, so the summary shows a retry and a pause.
@@ -106,6 +121,11 @@ demo_status=0
   --metrics "http://$CONTACT_SYNC_METRICS_ADDR/metrics" --metrics "http://$LOYALTY_EVENTS_METRICS_ADDR/metrics" \
   --metrics "http://$VOUCHER_EVENTS_METRICS_ADDR/metrics" --metrics "http://$RECOMMENDATIONS_METRICS_ADDR/metrics" \
   || demo_status=$?
+
+say "Sending a vendor webhook through inbound (the sandbox plays Ecomail)"
+curl -fsS -X POST "$sandbox_url/_sandbox/send/ecomail-webhook" -H 'content-type: application/json' \
+  -d "{\"url\":\"http://$INBOUND_ADDR/webhooks/ecomail/$demo_ecomail_token\",\"email\":\"jana.novakova@example.com\",\"status\":\"SUBSCRIBED\",\"list_id\":$ECOMAIL_LIST_ID}" \
+  && echo || demo_status=1
 
 for i in "${!pids[@]}"; do
   if ! kill -0 "${pids[$i]}" 2>/dev/null; then

@@ -71,7 +71,8 @@ async fn account_for_everything(h: &Harness, ids: &[String], results: &mut Vec<V
 
 #[tokio::test]
 async fn sigterm_mid_load_exits_0_and_loses_nothing() {
-    let mut h = Harness::start("sigterm", &[]).await;
+    // One call per message (no bulk batching), so 150 messages take long enough to stop mid-load.
+    let mut h = Harness::start("sigterm", &[("CONTACT_SYNC_BULK", "false")]).await;
     let _stopped = h.stop_worker().await;
     h.sandbox
         .state

@@ -21,7 +21,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::unique_namespace;
 
@@ -245,19 +244,7 @@ impl InboundHarness {
 
     /// Waits until `want` messages have arrived in total (accumulating into `seen`).
     pub async fn wait_observed(&self, seen: &mut Vec<Observed>, want: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            seen.extend(self.take().await);
-            if seen.len() >= want {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {want} messages within {timeout:?}: {seen:?}",
-                seen.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::collect(seen, want, timeout, "messages", || self.take()).await;
     }
 
     /// Collects what arrives within `quiet` (to show nothing more comes).

@@ -135,6 +135,48 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The shutdown future handed to an in-process worker.
+pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A worker running in-process (its `run(config, &registry, health, shutdown)`), stopped
+/// gracefully on demand. Every harness uses it to start, restart and stop its worker.
+#[derive(Debug, Default)]
+pub struct InProcessWorker {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), mq::worker::RunError>>>,
+}
+
+impl InProcessWorker {
+    /// Spawns `run` with a fresh health state and a shutdown future that completes on
+    /// [`InProcessWorker::stop`].
+    pub fn spawn<F, Fut>(registry: Registry, run: F) -> Self
+    where
+        F: FnOnce(Registry, Health, Shutdown) -> Fut,
+        Fut: Future<Output = Result<(), mq::worker::RunError>> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<()>();
+        let shutdown: Shutdown = Box::pin(async move {
+            let _stopped = rx.await;
+        });
+        let task = tokio::spawn(run(registry, Health::new(), shutdown));
+        Self {
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the worker gracefully and returns its result (`None` when it was not running).
+    pub async fn stop(&mut self) -> Option<Result<(), mq::worker::RunError>> {
+        if let Some(stop) = self.stop.take() {
+            let _sent = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.ok(),
+            None => None,
+        }
+    }
+}
+
 /// A running contact-sync with its sandbox, in its own namespace.
 #[derive(Debug)]
 pub struct Harness {
@@ -148,8 +190,7 @@ pub struct Harness {
     pub env: HashMap<String, String>,
     /// The worker's metrics registry.
     pub registry: Registry,
-    stop: Option<oneshot::Sender<()>>,
-    worker: Option<JoinHandle<Result<(), mq::worker::RunError>>>,
+    worker: crate::InProcessWorker,
 }
 
 /// The topology of contact-sync with the test tiers.
@@ -193,8 +234,7 @@ impl Harness {
             admin,
             env,
             registry: Registry::new(),
-            stop: None,
-            worker: None,
+            worker: crate::InProcessWorker::default(),
         };
         harness.start_worker();
         harness
@@ -203,28 +243,16 @@ impl Harness {
     /// Starts (or restarts) the in-process worker.
     pub fn start_worker(&mut self) {
         let config = contact_sync::Config::from_strings(&self.env).unwrap_or_else(|e| panic!("config: {e}"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let registry = Registry::new();
-        self.registry = registry.clone();
-        let worker = tokio::spawn(async move {
-            let shutdown = async move {
-                let _stopped = rx.await;
-            };
-            contact_sync::run(config, &registry, Health::new(), shutdown).await
-        });
-        self.stop = Some(tx);
-        self.worker = Some(worker);
+        self.registry = Registry::new();
+        self.worker =
+            crate::InProcessWorker::spawn(self.registry.clone(), move |registry, health, shutdown| async move {
+                contact_sync::run(config, &registry, health, shutdown).await
+            });
     }
 
     /// Stops the in-process worker gracefully and returns its result.
     pub async fn stop_worker(&mut self) -> Option<Result<(), mq::worker::RunError>> {
-        if let Some(stop) = self.stop.take() {
-            let _sent = stop.send(());
-        }
-        match self.worker.take() {
-            Some(worker) => worker.await.ok(),
-            None => None,
-        }
+        self.worker.stop().await
     }
 
     /// Publishes a JSON body as `kind` with a fresh message id, which it returns.
@@ -255,19 +283,7 @@ impl Harness {
 
     /// Waits until `want` results have arrived in total (accumulating into `seen`).
     pub async fn wait_results(&self, seen: &mut Vec<serde_json::Value>, want: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while seen.len() < want {
-            seen.extend(self.take_results().await);
-            if seen.len() >= want {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {want} results within {timeout:?}: {seen:?}",
-                seen.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::collect(seen, want, timeout, "results", || self.take_results()).await;
     }
 
     /// The dead letters of contact-sync (left in place).
@@ -321,6 +337,29 @@ impl Harness {
         let topology = contact_sync_topology(&self.env);
         let results = self.admin.names().work_queue(RESULTS);
         let _removed = self.admin.remove_namespace(&[topology], &[results]).await;
+    }
+}
+
+/// Polls `take` every 50 ms, adding what it returns to `seen`, until `seen` holds `want`
+/// items; panics naming `what` when `timeout` passes first.
+pub async fn collect<T, F, Fut>(seen: &mut Vec<T>, want: usize, timeout: Duration, what: &str, mut take: F)
+where
+    T: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Vec<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        seen.extend(take().await);
+        if seen.len() >= want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {want} {what} within {timeout:?}: {seen:?}",
+            seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

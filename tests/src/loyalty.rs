@@ -11,10 +11,6 @@ use mq::admin::{Admin, DeadLetter};
 use prometheus::Registry;
 use settings::MqConfig;
 use switchyard_sandbox::{EcomailEvent, RunningSandbox, SandboxConfig};
-use telemetry::Health;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::{unique_namespace, wait_for};
 
@@ -80,8 +76,7 @@ pub struct LoyaltyHarness {
     pub env: HashMap<String, String>,
     /// The worker's metrics registry.
     pub registry: Registry,
-    stop: Option<oneshot::Sender<()>>,
-    worker: Option<JoinHandle<Result<(), mq::worker::RunError>>>,
+    worker: crate::InProcessWorker,
 }
 
 impl LoyaltyHarness {
@@ -116,8 +111,7 @@ impl LoyaltyHarness {
             admin,
             env,
             registry: Registry::new(),
-            stop: None,
-            worker: None,
+            worker: crate::InProcessWorker::default(),
         };
         harness.start_worker();
         harness
@@ -126,28 +120,16 @@ impl LoyaltyHarness {
     /// Starts (or restarts) the in-process worker.
     pub fn start_worker(&mut self) {
         let config = loyalty_events::Config::from_strings(&self.env).unwrap_or_else(|e| panic!("config: {e}"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let registry = Registry::new();
-        self.registry = registry.clone();
-        let worker = tokio::spawn(async move {
-            let shutdown = async move {
-                let _stopped = rx.await;
-            };
-            loyalty_events::run(config, &registry, Health::new(), shutdown).await
-        });
-        self.stop = Some(tx);
-        self.worker = Some(worker);
+        self.registry = Registry::new();
+        self.worker =
+            crate::InProcessWorker::spawn(self.registry.clone(), move |registry, health, shutdown| async move {
+                loyalty_events::run(config, &registry, health, shutdown).await
+            });
     }
 
     /// Stops the in-process worker gracefully and returns its result.
     pub async fn stop_worker(&mut self) -> Option<Result<(), mq::worker::RunError>> {
-        if let Some(stop) = self.stop.take() {
-            let _sent = stop.send(());
-        }
-        match self.worker.take() {
-            Some(worker) => worker.await.ok(),
-            None => None,
-        }
+        self.worker.stop().await
     }
 
     /// Adds `email` to the test list in the sandbox over HTTP, as contact-sync would. Plain
@@ -229,19 +211,7 @@ impl LoyaltyHarness {
 
     /// Waits until `want` results have arrived in total (accumulating into `seen`).
     pub async fn wait_results(&self, seen: &mut Vec<Observed>, want: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while seen.len() < want {
-            seen.extend(self.take_results().await);
-            if seen.len() >= want {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {want} results within {timeout:?}: {seen:?}",
-                seen.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::collect(seen, want, timeout, "results", || self.take_results()).await;
     }
 
     /// Waits until the work queue is empty and nothing more arrives for a moment, then returns

@@ -11,10 +11,6 @@ use prometheus::Registry;
 use serde_json::Value;
 use settings::MqConfig;
 use switchyard_sandbox::{RunningSandbox, SandboxConfig};
-use telemetry::Health;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::{unique_namespace, wait_for};
 
@@ -82,8 +78,7 @@ pub struct RecommendationsHarness {
     pub env: HashMap<String, String>,
     /// The worker's metrics registry.
     pub registry: Registry,
-    stop: Option<oneshot::Sender<()>>,
-    worker: Option<JoinHandle<Result<(), mq::worker::RunError>>>,
+    worker: crate::InProcessWorker,
 }
 
 impl RecommendationsHarness {
@@ -116,8 +111,7 @@ impl RecommendationsHarness {
             admin,
             env,
             registry: Registry::new(),
-            stop: None,
-            worker: None,
+            worker: crate::InProcessWorker::default(),
         };
         harness.start_worker();
         harness
@@ -126,28 +120,16 @@ impl RecommendationsHarness {
     /// Starts (or restarts) the in-process worker.
     pub fn start_worker(&mut self) {
         let config = recommendations::Config::from_strings(&self.env).unwrap_or_else(|e| panic!("config: {e}"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let registry = Registry::new();
-        self.registry = registry.clone();
-        let worker = tokio::spawn(async move {
-            let shutdown = async move {
-                let _stopped = rx.await;
-            };
-            recommendations::run(config, &registry, Health::new(), shutdown).await
-        });
-        self.stop = Some(tx);
-        self.worker = Some(worker);
+        self.registry = Registry::new();
+        self.worker =
+            crate::InProcessWorker::spawn(self.registry.clone(), move |registry, health, shutdown| async move {
+                recommendations::run(config, &registry, health, shutdown).await
+            });
     }
 
     /// Stops the in-process worker gracefully and returns its result.
     pub async fn stop_worker(&mut self) -> Option<Result<(), mq::worker::RunError>> {
-        if let Some(stop) = self.stop.take() {
-            let _sent = stop.send(());
-        }
-        match self.worker.take() {
-            Some(worker) => worker.await.ok(),
-            None => None,
-        }
+        self.worker.stop().await
     }
 
     /// Publishes `body` as `kind` with the given message id and correlation id.
@@ -186,19 +168,7 @@ impl RecommendationsHarness {
 
     /// Waits until `want` results have arrived in total (accumulating into `seen`).
     pub async fn wait_ready(&self, seen: &mut Vec<Ready>, want: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while seen.len() < want {
-            seen.extend(self.take_ready().await);
-            if seen.len() >= want {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {want} recommendation.ready within {timeout:?}: {seen:?}",
-                seen.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::collect(seen, want, timeout, "recommendation.ready", || self.take_ready()).await;
     }
 
     /// The dead letters of recommendations (left in place).

@@ -11,10 +11,6 @@ use prometheus::Registry;
 use serde_json::Value;
 use settings::MqConfig;
 use switchyard_sandbox::{RunningSandbox, SandboxConfig};
-use telemetry::Health;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use voucher_events::config::{DEFAULT_PREFETCH, ROUTING_KEYS, WORKER};
 
 use crate::{RESULTS, unique_namespace, wait_for, workspace_root};
@@ -110,8 +106,7 @@ pub struct VoucherHarness {
     pub env: HashMap<String, String>,
     /// The worker's metrics registry.
     pub registry: Registry,
-    stop: Option<oneshot::Sender<()>>,
-    worker: Option<JoinHandle<Result<(), mq::worker::RunError>>>,
+    worker: crate::InProcessWorker,
 }
 
 impl VoucherHarness {
@@ -150,8 +145,7 @@ impl VoucherHarness {
             admin,
             env,
             registry: Registry::new(),
-            stop: None,
-            worker: None,
+            worker: crate::InProcessWorker::default(),
         }
     }
 
@@ -163,28 +157,16 @@ impl VoucherHarness {
     /// Starts (or restarts) the in-process worker.
     pub fn start_worker(&mut self) {
         let config = voucher_events::Config::from_strings(&self.env).unwrap_or_else(|e| panic!("config: {e}"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let registry = Registry::new();
-        self.registry = registry.clone();
-        let worker = tokio::spawn(async move {
-            let shutdown = async move {
-                let _stopped = rx.await;
-            };
-            voucher_events::run(config, &registry, Health::new(), shutdown).await
-        });
-        self.stop = Some(tx);
-        self.worker = Some(worker);
+        self.registry = Registry::new();
+        self.worker =
+            crate::InProcessWorker::spawn(self.registry.clone(), move |registry, health, shutdown| async move {
+                voucher_events::run(config, &registry, health, shutdown).await
+            });
     }
 
     /// Stops the in-process worker gracefully and returns its result.
     pub async fn stop_worker(&mut self) -> Option<Result<(), mq::worker::RunError>> {
-        if let Some(stop) = self.stop.take() {
-            let _sent = stop.send(());
-        }
-        match self.worker.take() {
-            Some(worker) => worker.await.ok(),
-            None => None,
-        }
+        self.worker.stop().await
     }
 
     /// Publishes a JSON body as `kind` with a fresh message id, which it returns.
@@ -231,19 +213,7 @@ impl VoucherHarness {
 
     /// Waits until `want` results have arrived in total (accumulating into `seen`).
     pub async fn wait_results(&self, seen: &mut Vec<Observed>, want: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while seen.len() < want {
-            seen.extend(self.take_results().await);
-            if seen.len() >= want {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {want} results within {timeout:?}: {seen:?}",
-                seen.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::collect(seen, want, timeout, "results", || self.take_results()).await;
     }
 
     /// The dead letters of voucher-events (left in place).

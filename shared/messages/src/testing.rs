@@ -22,13 +22,14 @@ pub(crate) fn examples(kind: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Checks that every example of `kind` validates and deserializes into `T`.
-pub(crate) fn check_examples<T: serde::de::DeserializeOwned>(kind: &str) {
+/// Checks that every example of `kind` validates and deserializes into `T`; returns them.
+pub(crate) fn check_examples<T: serde::de::DeserializeOwned>(kind: &str) -> Vec<T> {
     let schemas = Schemas::load(crate::DEFAULT_MAX_BODY_BYTES).unwrap_or_else(|e| panic!("{e}"));
-    for (name, body) in examples(kind) {
-        let value = schemas.check(kind, &body).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if let Err(e) = serde_json::from_value::<T>(value) {
-            panic!("{name} does not deserialize: {e}");
-        }
-    }
+    examples(kind)
+        .into_iter()
+        .map(|(name, body)| {
+            let value = schemas.check(kind, &body).unwrap_or_else(|e| panic!("{name}: {e}"));
+            serde_json::from_value::<T>(value).unwrap_or_else(|e| panic!("{name} does not deserialize: {e}"))
+        })
+        .collect()
 }

@@ -215,24 +215,9 @@ impl EcomailClient {
         body: Option<Vec<u8>>,
         on_error: impl Fn(&ErrorReply, Class) -> CallError,
     ) -> Result<api_client::Reply, CallError> {
-        let url = self.http.url(path);
+        let key = |request: reqwest::RequestBuilder| request.header("key", self.config.api_key.expose_secret());
         self.http
-            .send(
-                operation,
-                |http| {
-                    let request = http
-                        .request(method.clone(), &url)
-                        .header("key", self.config.api_key.expose_secret())
-                        .header(reqwest::header::ACCEPT, "application/json");
-                    match &body {
-                        Some(body) => request
-                            .header(reqwest::header::CONTENT_TYPE, "application/json")
-                            .body(body.clone()),
-                        None => request,
-                    }
-                },
-                on_error,
-            )
+            .send_json(operation, method, path, body.map(Into::into), key, on_error)
             .await
     }
 

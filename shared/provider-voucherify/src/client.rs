@@ -201,25 +201,13 @@ impl VoucherifyClient {
         body: Option<Vec<u8>>,
         on_error: impl Fn(&ErrorReply, Class) -> CallError,
     ) -> Result<Reply, CallError> {
-        let url = self.http.url(path);
+        let auth = |request: reqwest::RequestBuilder| {
+            request
+                .header("X-App-Id", self.config.app_id.expose_secret())
+                .header("X-App-Token", self.config.app_token.expose_secret())
+        };
         self.http
-            .send(
-                operation,
-                |http| {
-                    let request = http
-                        .request(method.clone(), &url)
-                        .header("X-App-Id", self.config.app_id.expose_secret())
-                        .header("X-App-Token", self.config.app_token.expose_secret())
-                        .header(reqwest::header::ACCEPT, "application/json");
-                    match &body {
-                        Some(body) => request
-                            .header(reqwest::header::CONTENT_TYPE, "application/json")
-                            .body(body.clone()),
-                        None => request,
-                    }
-                },
-                on_error,
-            )
+            .send_json(operation, method, path, body.map(Into::into), auth, on_error)
             .await
     }
 

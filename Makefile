@@ -1,5 +1,5 @@
 # Thin aliases; the logic lives in scripts/ and in Rust.
-.PHONY: setup run test bench fmt lint
+.PHONY: setup run test bench chaos fmt lint
 
 setup:
 	scripts/setup.sh
@@ -12,6 +12,9 @@ test:
 
 bench:
 	scripts/bench.sh
+
+chaos:
+	scripts/chaos.sh
 
 fmt:
 	cargo fmt --all

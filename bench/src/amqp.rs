@@ -7,8 +7,8 @@
 //! its own connection and only records `(instant, message id)`.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -170,7 +170,9 @@ impl Observer {
                         .as_ref()
                         .map(|id| id.as_str().to_owned())
                         .unwrap_or_default();
-                    seen.lock().unwrap_or_else(PoisonError::into_inner).push(Seen { at, message_id });
+                    seen.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(Seen { at, message_id });
                     count.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -234,7 +236,10 @@ pub(crate) async fn queue_state(connection: &Connection, queue: &str) -> Result<
         passive: true,
         ..QueueDeclareOptions::default()
     };
-    let state = match channel.queue_declare(queue.into(), options, FieldTable::default()).await {
+    let state = match channel
+        .queue_declare(queue.into(), options, FieldTable::default())
+        .await
+    {
         Ok(queue) => Some((queue.message_count(), queue.consumer_count())),
         Err(_) => None,
     };

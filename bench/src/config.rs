@@ -182,13 +182,17 @@ impl Config {
 
     /// The broker URL the bench's own connections use.
     pub(crate) fn amqp_url(&self) -> &str {
-        self.mq.urls.first().map_or(settings::DEFAULT_AMQP_URL, |url| url.expose_secret())
+        self.mq
+            .urls
+            .first()
+            .map_or(settings::DEFAULT_AMQP_URL, |url| url.expose_secret())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::path::Path;
 
     use super::*;
 
@@ -203,8 +207,8 @@ mod tests {
         assert!(config.as_ref().is_ok_and(|c| !c.quick
             && c.sizes == Sizes::FULL
             && c.only.len() == Scenario::ALL.len()
-            && c.bin_dir == PathBuf::from("/bin-dir")
-            && c.out == PathBuf::from("target/bench")));
+            && c.bin_dir == Path::new("/bin-dir")
+            && c.out == Path::new("target/bench")));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::amqp::{self, Message, Observer};
 use crate::config::Config;
-use crate::process::{Rss, WorkerProcess};
+use crate::process::{self, Rss, WorkerProcess};
 use crate::series;
 
 /// The observer queue results are collected in (under the namespace).
@@ -68,7 +68,10 @@ impl Namespace {
             namespace: name.clone(),
         };
         let admin = Admin::connect(&mq).await.context("the bench's admin connection")?;
-        admin.declare(&topologies).await.context("declaring the scenario's topology")?;
+        admin
+            .declare(&topologies)
+            .await
+            .context("declaring the scenario's topology")?;
         let publish = amqp::connect(config.amqp_url(), "bench publish").await?;
         let observe = amqp::connect(config.amqp_url(), "bench observe").await?;
         Ok(Self {
@@ -148,6 +151,9 @@ pub(crate) struct ContactSyncRun {
     pub(crate) prefetch: u16,
     /// `SPOTLER_CONCURRENCY` and `ECOMAIL_CONCURRENCY`.
     pub(crate) concurrency: u32,
+    /// `CONTACT_SYNC_BULK`: batch contacts into bulk calls (off: one call per message and
+    /// destination, the fair comparison with the relay).
+    pub(crate) bulk: bool,
 }
 
 /// The throughput configuration: prefetch 200, provider concurrency and rates out of the way.
@@ -155,6 +161,7 @@ pub(crate) const FAST: ContactSyncRun = ContactSyncRun {
     destinations: "spotler",
     prefetch: 200,
     concurrency: 200,
+    bulk: false,
 };
 
 /// contact-sync's environment in `namespace`, pointed at the sandbox, with no effective rate
@@ -170,6 +177,7 @@ pub(crate) fn contact_sync_env(bench: &Bench, namespace: &str, run: ContactSyncR
         ("SWITCHYARD_PREFETCH", run.prefetch.to_string()),
         ("CONTACT_SYNC_DESTINATIONS", run.destinations.to_owned()),
         ("CONTACT_SYNC_MAPPING", mapping.display().to_string()),
+        ("CONTACT_SYNC_BULK", run.bulk.to_string()),
         ("SPOTLER_BASE_URL", sandbox.spotler_base_url()),
         (
             "SPOTLER_CONSUMER_KEY",
@@ -183,7 +191,10 @@ pub(crate) fn contact_sync_env(bench: &Bench, namespace: &str, run: ContactSyncR
         ("SPOTLER_BURST", "1000".to_owned()),
         ("SPOTLER_CONCURRENCY", concurrency.clone()),
         ("ECOMAIL_BASE_URL", sandbox.ecomail_base_url()),
-        ("ECOMAIL_API_KEY", switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned()),
+        (
+            "ECOMAIL_API_KEY",
+            switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned(),
+        ),
         ("ECOMAIL_LIST_ID", "1".to_owned()),
         ("ECOMAIL_RATE", "1000000/s".to_owned()),
         ("ECOMAIL_BURST", "1000".to_owned()),
@@ -232,6 +243,8 @@ pub(crate) struct Drained {
     pub(crate) dead_letters: u32,
     /// The worker's CPU time per input message, in µs (robust to a busy machine, unlike rates).
     pub(crate) cpu_us_per_message: f64,
+    /// The local broker's CPU time per input message, in µs (`None` when it runs elsewhere).
+    pub(crate) broker_us_per_message: Option<f64>,
 }
 
 /// Publishes `backlog` messages made by `make`, then starts the worker and times the
@@ -249,18 +262,17 @@ pub(crate) async fn drain_backlog(
     namespace.publish_backlog((0..backlog).map(make)).await?;
     println!("  {label}: {backlog} messages queued; starting contact-sync");
     let started = Instant::now();
-    let mut worker = WorkerProcess::start(
-        label,
-        &bench.binary(CONTACT_SYNC),
-        env,
-        &bench.log_path(label),
-    )?;
+    let broker_before = process::broker_cpu_seconds();
+    let mut worker = WorkerProcess::start(label, &bench.binary(CONTACT_SYNC), env, &bench.log_path(label))?;
     let want = backlog * results_per_message;
     let timeout = Duration::from_secs(120) + Duration::from_secs_f64(want as f64 / 500.0);
     let complete = observer.wait_for(want, timeout).await;
     worker.check_alive()?;
     let rss = worker.rss()?;
     let cpu_seconds = worker.cpu_seconds()?;
+    let broker_seconds = process::broker_cpu_seconds()
+        .zip(broker_before)
+        .map(|(after, before)| after - before);
     worker.stop(Duration::from_secs(20)).await?;
     let seen = observer.take();
     observer.stop().await;
@@ -282,5 +294,6 @@ pub(crate) async fn drain_backlog(
         rss,
         dead_letters,
         cpu_us_per_message: cpu_seconds * 1e6 / backlog as f64,
+        broker_us_per_message: broker_seconds.map(|s| s * 1e6 / backlog as f64),
     })
 }

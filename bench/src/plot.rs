@@ -36,7 +36,7 @@ fn draw_panel(panel: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, serie
     let x_max = series.points.last().map_or(1.0, |(x, _)| x + 0.25).max(1.0);
     let y_peak = series.points.iter().map(|(_, y)| *y).fold(series.steady, f64::max);
     let y_max = (y_peak * 1.15).max(1.0);
-    let caption = format!("{} — steady {}/s", series.name, human(series.steady));
+    let caption = format!("{} — {} {}/s", series.name, series.reference, human(series.steady));
     let mut chart = ChartBuilder::on(panel)
         .caption(caption, ("sans-serif", 15))
         .margin(12)
@@ -55,7 +55,7 @@ fn draw_panel(panel: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, serie
     chart
         .draw_series(LineSeries::new(series.points.iter().copied(), BLUE.stroke_width(2)))
         .map_err(plot_error)?
-        .label("per 250 ms")
+        .label(series.per)
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
     chart
         .draw_series(DashedLineSeries::new(
@@ -65,7 +65,7 @@ fn draw_panel(panel: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, serie
             RED.stroke_width(1),
         ))
         .map_err(plot_error)?
-        .label("steady rate")
+        .label(series.reference)
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED.stroke_width(1)));
     chart
         .configure_series_labels()
@@ -110,28 +110,34 @@ mod tests {
     fn an_svg_with_one_panel_per_series_is_written() {
         let dir = std::env::temp_dir().join(format!("bench-plot-{}", std::process::id()));
         let path = dir.join("plot.svg");
-        let written = std::fs::create_dir_all(&dir).map_err(anyhow::Error::from).and_then(|()| {
-            draw(
-                &path,
-                "test",
-                &[
-                    Series {
-                        name: "a".to_owned(),
-                        points: vec![(0.125, 100.0), (0.375, 200.0)],
-                        steady: 150.0,
-                    },
-                    Series {
-                        name: "b".to_owned(),
-                        points: vec![(0.125, 10.0)],
-                        steady: 10.0,
-                    },
-                ],
-            )
-        });
+        let written = std::fs::create_dir_all(&dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                draw(
+                    &path,
+                    "test",
+                    &[
+                        Series {
+                            name: "a".to_owned(),
+                            points: vec![(0.125, 100.0), (0.375, 200.0)],
+                            steady: 150.0,
+                            reference: crate::series::STEADY,
+                            per: crate::series::PER_BUCKET,
+                        },
+                        Series {
+                            name: "b".to_owned(),
+                            points: vec![(0.125, 8.5)],
+                            steady: 8.5,
+                            reference: "quota",
+                            per: "per second",
+                        },
+                    ],
+                )
+            });
         let svg = std::fs::read_to_string(&path).unwrap_or_default();
         let _removed = std::fs::remove_dir_all(&dir);
         assert!(written.is_ok(), "{written:?}");
-        assert!(svg.starts_with("<svg") && svg.contains("steady 150/s") && svg.contains("steady 10.0/s"));
+        assert!(svg.starts_with("<svg") && svg.contains("steady rate 150/s") && svg.contains("quota 8.5/s"));
         assert!(draw(&path, "empty", &[]).is_err());
     }
 }

@@ -34,6 +34,22 @@ pub(crate) fn parse_cpu_seconds(stat: &str) -> Option<f64> {
     Some((utime + stime) as f64 / TICKS_PER_SECOND)
 }
 
+/// CPU seconds used so far by the local RabbitMQ node (the `beam.smp` process), when it runs
+/// on this machine.
+pub(crate) fn broker_cpu_seconds() -> Option<f64> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_beam = std::fs::read_to_string(path.join("comm")).is_ok_and(|comm| comm.trim() == "beam.smp");
+        if is_beam {
+            return std::fs::read_to_string(path.join("stat"))
+                .ok()
+                .and_then(|stat| parse_cpu_seconds(&stat));
+        }
+    }
+    None
+}
+
 /// KiB as MiB.
 pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
@@ -107,7 +123,10 @@ impl WorkerProcess {
     pub(crate) fn check_alive(&mut self) -> Result<()> {
         match self.child.try_wait()? {
             None => Ok(()),
-            Some(status) => bail!("{} exited early ({status}); see its log in target/bench/logs/", self.name),
+            Some(status) => bail!(
+                "{} exited early ({status}); see its log in target/bench/logs/",
+                self.name
+            ),
         }
     }
 

@@ -85,9 +85,15 @@ fn env(bench: &Bench, namespace: &str) -> BTreeMap<String, String> {
         ("AMQP_URL", bench.config.amqp_url().to_owned()),
         ("SWITCHYARD_NAMESPACE", namespace.to_owned()),
         ("SWITCHYARD_REPLICAS", REPLICAS.to_string()),
+        // A small prefetch spreads the backlog over every replica instead of the first one
+        // to connect taking most of it.
+        ("SWITCHYARD_PREFETCH", "8".to_owned()),
         ("REDIS_URL", bench.config.redis_url.clone()),
         ("VOUCHERIFY_BASE_URL", sandbox.voucherify_base_url()),
-        ("VOUCHERIFY_APP_ID", switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_ID.to_owned()),
+        (
+            "VOUCHERIFY_APP_ID",
+            switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_ID.to_owned(),
+        ),
         (
             "VOUCHERIFY_APP_TOKEN",
             switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_TOKEN.to_owned(),
@@ -221,7 +227,10 @@ async fn run_once(bench: &Bench, label: &str, sandbox_limit: Rate, backlog: usiz
     accepted_ms.sort_unstable();
     let points = match accepted_ms.first() {
         Some(first) => per_second_points(*first, &accepted_ms),
-        None => bail!("{label}: the sandbox accepted no call; see {}", bench.log_path(label).display()),
+        None => bail!(
+            "{label}: the sandbox accepted no call; see {}",
+            bench.log_path(label).display()
+        ),
     };
     Ok(QuotaRun {
         accepted_ms,
@@ -240,7 +249,10 @@ fn per_second_points(first_ms: i64, sorted_ms: &[i64]) -> Vec<(f64, f64)> {
     let buckets = usize::try_from((last - first_ms) / 1000 + 1).unwrap_or(0);
     let mut counts = vec![0_u32; buckets];
     for at in sorted_ms {
-        if let Some(count) = usize::try_from((at - first_ms) / 1000).ok().and_then(|i| counts.get_mut(i)) {
+        if let Some(count) = usize::try_from((at - first_ms) / 1000)
+            .ok()
+            .and_then(|i| counts.get_mut(i))
+        {
             *count += 1;
         }
     }
@@ -291,6 +303,8 @@ pub(crate) async fn quota(bench: &Bench, summary: &mut Summary, plots: &mut Vec<
         name: format!("quota: 3 replicas, {} msgs, accepted calls", sizes.quota),
         points: run.points,
         steady: f64::from(matched.count) / 60.0,
+        reference: "quota",
+        per: "per second",
     });
 
     println!("quota: sandbox limit below the configured one ({LOW_QUOTA} vs {QUOTA_PER_MIN}/min)");
@@ -314,6 +328,8 @@ pub(crate) async fn quota(bench: &Bench, summary: &mut Summary, plots: &mut Vec<
         name: format!("quota, vendor below config ({LOW_QUOTA}): accepted calls"),
         points: low.points,
         steady: f64::from(LOW_QUOTA.count) / LOW_QUOTA.per.as_secs_f64(),
+        reference: "quota",
+        per: "per second",
     });
     Ok(())
 }

@@ -15,9 +15,18 @@ pub(crate) struct Series {
     pub(crate) name: String,
     /// `(seconds since the scenario started, messages per second)`.
     pub(crate) points: Vec<(f64, f64)>,
-    /// The steady-state rate drawn as a reference line.
+    /// The rate drawn as a reference line (the steady-state rate, or a quota).
     pub(crate) steady: f64,
+    /// Legend of the reference line.
+    pub(crate) reference: &'static str,
+    /// Legend of the measured line (its bucket width).
+    pub(crate) per: &'static str,
 }
+
+/// Legend of the measured line for [`over_time`] series.
+pub(crate) const PER_BUCKET: &str = "per 250 ms";
+/// Legend of a steady-state reference line.
+pub(crate) const STEADY: &str = "steady rate";
 
 /// The rate between the 5th and the 95th percentile of arrivals: the first and last few
 /// percent are warm-up (connections, the first prefetch) and tail (the last in-flight window),

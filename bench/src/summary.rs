@@ -106,11 +106,9 @@ impl Summary {
     }
 }
 
-/// Short, readable numbers: integers without decimals, small ones with three digits.
+/// Short, readable numbers: whole and large ones without decimals, small ones with three.
 fn format_value(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e12 {
-        format!("{value:.0}")
-    } else if value.abs() >= 100.0 {
+    if value.fract() == 0.0 || value.abs() >= 100.0 {
         format!("{value:.0}")
     } else {
         format!("{value:.3}")

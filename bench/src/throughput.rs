@@ -36,6 +36,8 @@ pub(crate) async fn floor(bench: &Bench, summary: &mut Summary, plots: &mut Vec<
             name: "floor: raw publish with confirms".to_owned(),
             points: series::over_time(started, &confirmed, 1.0),
             steady: publish_rate,
+            reference: series::STEADY,
+            per: series::PER_BUCKET,
         });
 
         println!("floor: lapin relay draining {n} messages (prefetch {PREFETCH})");
@@ -62,6 +64,8 @@ pub(crate) async fn floor(bench: &Bench, summary: &mut Summary, plots: &mut Vec<
             name: "floor: lapin relay (prefetch 200)".to_owned(),
             points: series::over_time(started, &arrivals, 1.0),
             steady: relay_rate,
+            reference: series::STEADY,
+            per: series::PER_BUCKET,
         });
         summary.add(
             "floor_publish_msgs_per_s",
@@ -88,16 +92,25 @@ async fn contact_sync_drain(
     bench.sandbox.state.reset();
     let mut namespace = Namespace::create(&bench.config, scenario, vec![harness::contact_sync_topology()?]).await?;
     let env = harness::contact_sync_env(bench, &namespace.name, run);
-    let drained = harness::drain_backlog(bench, &mut namespace, scenario, &env, backlog, results_per_message, |i| {
-        harness::contact_changed(scenario, i)
-    })
+    let drained = harness::drain_backlog(
+        bench,
+        &mut namespace,
+        scenario,
+        &env,
+        backlog,
+        results_per_message,
+        |i| harness::contact_changed(scenario, i),
+    )
     .await;
     namespace.remove().await?;
     let drained = drained?;
     println!(
-        "  {scenario}: {:.0} msg/s, worker CPU {:.0} µs per message, peak RSS {:.1} MiB",
+        "  {scenario}: {:.0} msg/s; CPU per message: worker {:.0} µs, broker {}; worker peak RSS {:.1} MiB",
         drained.rate,
         drained.cpu_us_per_message,
+        drained
+            .broker_us_per_message
+            .map_or_else(|| "n/a".to_owned(), |us| format!("{us:.0} µs")),
         process::mib(drained.rss.peak_kib)
     );
     if drained.dead_letters > 0 {
@@ -120,17 +133,28 @@ pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec
         name: format!("contact-sync, spotler ({} backlog)", sizes.worker),
         points: one.points.clone(),
         steady: one.rate,
+        reference: series::STEADY,
+        per: series::PER_BUCKET,
     });
-    summary.add("worker_msgs_per_s", Figure::at_least(one.rate.round(), goal_half_floor(summary), "msg/s"));
+    summary.add(
+        "worker_msgs_per_s",
+        Figure::at_least(one.rate.round(), goal_half_floor(summary), "msg/s"),
+    );
     if let Some(floor) = summary.get("floor_relay_msgs_per_s") {
-        summary.add("throughput_ratio", Figure::at_least(one.rate / floor.value, 0.5, "ratio"));
+        summary.add(
+            "throughput_ratio",
+            Figure::at_least(one.rate / floor.value, 0.5, "ratio"),
+        );
     }
     summary.add(
         "rss_load_half_backlog_mib",
         Figure::at_most(process::mib(one.rss.peak_kib), 50.0, "MiB"),
     );
 
-    println!("worker: contact-sync (spotler + ecomail), backlog {}", sizes.worker_both);
+    println!(
+        "worker: contact-sync (spotler + ecomail), backlog {}",
+        sizes.worker_both
+    );
     let both_run = ContactSyncRun {
         destinations: "spotler,ecomail",
         ..FAST
@@ -140,11 +164,31 @@ pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec
         name: format!("contact-sync, spotler + ecomail ({} backlog)", sizes.worker_both),
         points: both.points,
         steady: both.rate,
+        reference: series::STEADY,
+        per: series::PER_BUCKET,
     });
     // Two provider calls per message: the same per-call goal is half the message rate.
     summary.add(
         "worker_both_destinations_msgs_per_s",
         Figure::at_least(both.rate.round(), goal_half_floor(summary) / 2.0, "msg/s"),
+    );
+
+    println!(
+        "worker: contact-sync (spotler) with bulk calls (its default), backlog {}",
+        sizes.worker
+    );
+    let bulk_run = ContactSyncRun { bulk: true, ..FAST };
+    let bulk = contact_sync_drain(bench, "worker-bulk", bulk_run, sizes.worker, 1).await?;
+    plots.push(Series {
+        name: format!("contact-sync, spotler, bulk calls ({} backlog)", sizes.worker),
+        points: bulk.points,
+        steady: bulk.rate,
+        reference: series::STEADY,
+        per: series::PER_BUCKET,
+    });
+    summary.add(
+        "worker_bulk_msgs_per_s",
+        Figure::at_least(bulk.rate.round(), goal_half_floor(summary), "msg/s"),
     );
     Ok(())
 }
@@ -170,9 +214,11 @@ pub(crate) async fn concurrency(bench: &Bench, summary: &mut Summary, plots: &mu
         destinations: "spotler",
         prefetch: u16::try_from(CONCURRENCY * 2).unwrap_or(u16::MAX),
         concurrency: CONCURRENCY,
+        bulk: false,
     };
     bench.sandbox.state.reset();
-    let mut namespace = Namespace::create(&bench.config, "concurrency", vec![harness::contact_sync_topology()?]).await?;
+    let mut namespace =
+        Namespace::create(&bench.config, "concurrency", vec![harness::contact_sync_topology()?]).await?;
     bench
         .sandbox
         .state
@@ -191,6 +237,8 @@ pub(crate) async fn concurrency(bench: &Bench, summary: &mut Summary, plots: &mu
         name: format!("concurrency {CONCURRENCY}, provider latency {SLOW_PROVIDER_MS} ms (ideal {ideal:.0}/s)"),
         points: drained.points,
         steady: drained.rate,
+        reference: series::STEADY,
+        per: series::PER_BUCKET,
     });
     summary.add(
         "concurrency_efficiency",
@@ -208,6 +256,8 @@ pub(crate) async fn memory(bench: &Bench, summary: &mut Summary, plots: &mut Vec
         name: format!("contact-sync, spotler ({backlog} backlog, memory run)"),
         points: drained.points,
         steady: drained.rate,
+        reference: series::STEADY,
+        per: series::PER_BUCKET,
     });
     summary.add(
         "rss_load_mib",

@@ -3,7 +3,6 @@
 //! prefetch; validation before the handler; every outcome published with confirms before the
 //! input is acked; graceful drain on shutdown.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +11,11 @@ use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{Acker, BasicProperties, Connection};
+use lapin::{BasicProperties, Connection};
 use messages::{Invalid, Schemas};
 use settings::{ConfigError, MqConfig, Strings};
 use telemetry::Health;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -229,8 +228,9 @@ pub async fn run<H: Handler>(
                 info!(worker, "Worker stopped.");
                 return Ok(());
             }
-            Ok(SessionEnd::Lost(reason)) => {
-                warn!(worker, error = %reason, "Broker session lost; reconnecting.");
+            Ok(SessionEnd::Lost(_)) => {
+                // The loss itself was logged by the session when it happened.
+                debug!(worker, "Reconnecting after a lost session.");
                 delays = reconnect_delays();
             }
             Err(MqError::TopologyMismatch(text)) => {
@@ -285,8 +285,6 @@ async fn session<H: Handler>(
     context.health.set_ready(true);
     info!(worker, queue, prefetch = context.spec.prefetch, "Consuming.");
 
-    let (settle_tx, settle_rx) = mpsc::unbounded_channel();
-    let acks = tokio::spawn(send_acks(settle_rx));
     let shared = Arc::new(Shared {
         context: context.clone(),
         policy: context.spec.retry_policy(),
@@ -301,7 +299,6 @@ async fn session<H: Handler>(
             .collect(),
         publisher,
         lost: Notify::new(),
-        settled: settle_tx,
     });
     let mut tasks = JoinSet::new();
     let end = loop {
@@ -322,6 +319,16 @@ async fn session<H: Handler>(
         }
     };
     context.health.set_ready(false);
+    if let SessionEnd::Lost(reason) = &end {
+        // Logged when it happens, not after the drain below: a hung handler can hold the drain
+        // for up to SWITCHYARD_DRAIN_DEADLINE, and operators need to see the loss at once.
+        warn!(
+            worker,
+            error = %reason,
+            in_flight = tasks.len(),
+            "Broker session lost; finishing in-flight work, then reconnecting."
+        );
+    }
     if matches!(end, SessionEnd::Shutdown) {
         // Stop new deliveries; what was prefetched but not started is requeued on close.
         let _cancelled = channel
@@ -344,9 +351,6 @@ async fn session<H: Handler>(
             }
         }
     }
-    // The last settled deliveries are acked once every task let go of the sender.
-    drop(shared);
-    let _flushed = tokio::time::timeout(Duration::from_secs(5), acks).await;
     close(&consume_conn).await;
     close(&publish_conn).await;
     Ok(end)
@@ -392,96 +396,6 @@ struct Shared {
     tier_queues: Vec<String>,
     publisher: Publisher,
     lost: Notify,
-    /// Deliveries whose outcome is settled, for [`send_acks`].
-    settled: mpsc::UnboundedSender<Settled>,
-}
-
-/// A delivery whose outcome is settled: its delivery tag, and the acker to ack it with, or
-/// `None` when it was nacked already.
-type Settled = (u64, Option<Acker>);
-
-/// The most settled deliveries one round of [`send_acks`] takes in before it acks.
-const ACK_BATCH: usize = 64;
-
-/// Which acks to send for the deliveries settled so far.
-///
-/// Delivery tags on a channel count up from 1. Every tag below `next` is settled on the broker
-/// (acked, or nacked by its task), so one `multiple` ack with the highest tag of a contiguous
-/// run of settled deliveries acks exactly that run: it can never cover a delivery whose
-/// results are not confirmed. Settled deliveries above a gap (one still in flight) are acked one
-/// by one at once, so a slow delivery never holds back the acks of the others (they would
-/// otherwise use up the prefetch).
-#[derive(Debug)]
-struct AckPlan<A> {
-    next: u64,
-    /// Settled tags from `next` on: `Some` still to ack, `None` acked or nacked already.
-    pending: BTreeMap<u64, Option<A>>,
-}
-
-impl<A> Default for AckPlan<A> {
-    fn default() -> Self {
-        Self {
-            next: 1,
-            pending: BTreeMap::new(),
-        }
-    }
-}
-
-impl<A> AckPlan<A> {
-    /// Records a settled delivery.
-    fn settle(&mut self, tag: u64, acker: Option<A>) {
-        if tag >= self.next {
-            self.pending.insert(tag, acker);
-        }
-    }
-
-    /// The acks to send now: one `multiple` ack for the contiguous run from `next` (its highest
-    /// unacked tag), and single acks for everything settled above the first gap.
-    fn flush(&mut self) -> (Option<A>, Vec<A>) {
-        let mut multiple = None;
-        while let Some(entry) = self.pending.first_entry() {
-            if *entry.key() != self.next {
-                break;
-            }
-            if let Some(acker) = entry.remove() {
-                multiple = Some(acker);
-            }
-            self.next += 1;
-        }
-        let singles = self.pending.values_mut().filter_map(Option::take).collect();
-        (multiple, singles)
-    }
-}
-
-/// Acks settled deliveries in batches: it takes in what has been settled (up to
-/// [`ACK_BATCH`]) and acks it with as few frames as [`AckPlan`] allows, so a busy worker sends
-/// one ack per run of deliveries instead of one each, and a quiet one acks each at once.
-async fn send_acks(mut settled: mpsc::UnboundedReceiver<Settled>) {
-    let mut plan = AckPlan::default();
-    while let Some((tag, acker)) = settled.recv().await {
-        plan.settle(tag, acker);
-        for _ in 1..ACK_BATCH {
-            match settled.try_recv() {
-                Ok((tag, acker)) => plan.settle(tag, acker),
-                Err(_) => break,
-            }
-        }
-        let (multiple, singles) = plan.flush();
-        if let Some(acker) = multiple {
-            report_ack(acker.ack(BasicAckOptions { multiple: true }).await);
-        }
-        for acker in singles {
-            report_ack(acker.ack(BasicAckOptions::default()).await);
-        }
-    }
-}
-
-fn report_ack(result: Result<bool, lapin::Error>) {
-    match result {
-        Ok(true) => {}
-        Ok(false) => warn!("Ack not sent (channel gone); the messages will be redelivered."),
-        Err(error) => warn!(%error, "Ack failed; the messages will be redelivered."),
-    }
 }
 
 /// What a delivery says about itself before validation.
@@ -545,15 +459,10 @@ async fn process<H: Handler>(shared: &Shared, handler: &H, delivery: Delivery) {
         let label = outcome_label(&actions);
         match shared.publisher.publish_all(publications).await {
             Ok(()) => {
-                // Every result is confirmed: the input may be acked (in a batch, by send_acks).
-                if std::env::var_os("SY_NO_COALESCE").is_some() {
-                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-                } else if shared
-                    .settled
-                    .send((delivery.delivery_tag, Some(delivery.acker.clone())))
-                    .is_err()
-                {
-                    warn!("Ack not sent (session ending); the message will be redelivered.");
+                match delivery.acker.ack(BasicAckOptions::default()).await {
+                    Ok(true) => {}
+                    Ok(false) => warn!("Ack not sent (channel gone); the message will be redelivered."),
+                    Err(error) => warn!(%error, "Ack failed; the message will be redelivered."),
                 }
                 record(shared, &envelope, &outcome, &actions);
                 context
@@ -576,8 +485,6 @@ async fn process<H: Handler>(shared: &Shared, handler: &H, delivery: Delivery) {
                         requeue: true,
                     })
                     .await;
-                // Settled on the broker before any later `multiple` ack is sent past it.
-                let _told = shared.settled.send((delivery.delivery_tag, None));
                 context
                     .metrics
                     .messages
@@ -826,44 +733,6 @@ mod tests {
             err.map(|e| e.variable().to_owned()),
             Some("SWITCHYARD_PREFETCH".to_owned())
         );
-    }
-
-    #[test]
-    fn a_contiguous_run_is_acked_with_one_multiple_ack() {
-        let mut plan = AckPlan::default();
-        for tag in [2, 1, 3] {
-            plan.settle(tag, Some(tag));
-        }
-        assert_eq!(plan.flush(), (Some(3), vec![]));
-        assert_eq!(plan.flush(), (None, vec![]));
-        plan.settle(4, Some(4));
-        assert_eq!(plan.flush(), (Some(4), vec![]));
-    }
-
-    #[test]
-    fn deliveries_above_a_gap_are_acked_singly_and_never_again() {
-        let mut plan = AckPlan::default();
-        plan.settle(1, Some(1));
-        plan.settle(3, Some(3));
-        plan.settle(4, Some(4));
-        // 2 is still in flight: 1 as a run, 3 and 4 on their own.
-        assert_eq!(plan.flush(), (Some(1), vec![3, 4]));
-        plan.settle(2, Some(2));
-        plan.settle(5, Some(5));
-        // The run 2..=5 is acked by its highest unacked tag, 5; 3 and 4 were acked already.
-        assert_eq!(plan.flush(), (Some(5), vec![]));
-    }
-
-    #[test]
-    fn a_nacked_delivery_is_passed_over_but_never_acked() {
-        let mut plan = AckPlan::default();
-        plan.settle(1, Some(1));
-        plan.settle(2, None);
-        assert_eq!(plan.flush(), (Some(1), vec![]));
-        plan.settle(3, None);
-        assert_eq!(plan.flush(), (None, vec![]));
-        plan.settle(4, Some(4));
-        assert_eq!(plan.flush(), (Some(4), vec![]));
     }
 
     #[test]

@@ -49,6 +49,14 @@ pub fn build(config: &Config, registry: &Registry) -> Result<LoyaltyEvents, RunE
         http_metrics,
     )
     .map_err(RunError::Setup)?;
+    // With REDIS_URL every replica (and contact-sync) draws from one Ecomail budget.
+    let http = match &config.redis {
+        Some(url) => {
+            let connection = api_client::shared::connect_lazy(url.expose()).map_err(RunError::Setup)?;
+            http.with_shared_budget(connection, &config.common.budget_key_prefix())
+        }
+        None => http,
+    };
     let store = match &config.redis {
         Some(url) => Store::Redis(RedisStore::open(url.expose()).map_err(|e| setup(&e))?),
         None => Store::Memory(MemoryStore::default()),

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # Integration tests start the real binaries (SIGTERM drain), so build them first.
 cargo build --workspace --bins
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --no-fail-fast

@@ -55,15 +55,16 @@ impl Rig {
             .into_iter()
             .collect();
         let admin_config = MqConfig::from_strings(&admin_env).unwrap_or_else(|e| panic!("{e}"));
-        let destinations: Vec<&str> = match env.get("CONTACT_SYNC_DESTINATIONS").map(String::as_str) {
-            Some("spotler") => vec!["spotler"],
-            Some("ecomail") => vec!["ecomail"],
-            _ => vec!["spotler", "ecomail"],
-        };
-        let list = env
-            .get("ECOMAIL_LIST_ID")
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(7);
+        let destinations: Vec<String> = env
+            .get("CONTACT_SYNC_DESTINATIONS")
+            .map_or("spotler,ecomail", String::as_str)
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let destinations: Vec<&str> = destinations.iter().map(String::as_str).collect();
+        let list = env.get("ECOMAIL_LIST_ID").and_then(|l| l.parse().ok()).unwrap_or(7);
         Self {
             namespace,
             sandbox,
@@ -88,6 +89,11 @@ impl Rig {
     pub async fn declare(&mut self) {
         let topology = self.topology();
         let admin = self.admin().await;
+        // When the exchange already exists (a re-declare after a fault), bind the observer first:
+        // otherwise a result published between the two declarations would be kept by the
+        // alternate exchange's queue, where the oracle does not look. On a fresh namespace this
+        // fails (no exchange yet) and the observer is bound below.
+        let _observer_first = admin.declare_observer(RESULTS, &["contact.synced"]).await;
         admin
             .declare(&[topology])
             .await
@@ -188,6 +194,18 @@ impl Rig {
             self.admin = None;
             None
         }
+    }
+
+    /// Publishes `body` as `kind` for `published` (its id and contact); panics unless the broker
+    /// confirms it.
+    pub async fn publish_as(&mut self, kind: &str, published: Published, body: &Value) {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let admin = self.admin().await;
+        admin
+            .publish(kind, &published.message_id, None, &bytes)
+            .await
+            .unwrap_or_else(|e| panic!("publish {kind}: {e}"));
+        self.oracle.confirmed.push(published);
     }
 
     /// Publishes `n` contacts; panics unless every one is confirmed.
@@ -310,10 +328,14 @@ impl Rig {
         let topology = self.topology();
         let extra = vec![self.queue(RESULTS)];
         if let Some(admin) = self.admin.take() {
-            let _removed = tokio::time::timeout(Duration::from_secs(10), admin.remove_namespace(&[topology], &extra)).await;
+            let _removed =
+                tokio::time::timeout(Duration::from_secs(10), admin.remove_namespace(&[topology], &extra)).await;
             let _closed = tokio::time::timeout(Duration::from_secs(5), admin.close()).await;
-        } else if let Ok(Ok(admin)) = tokio::time::timeout(Duration::from_secs(10), Admin::connect(&self.admin_config)).await {
-            let _removed = tokio::time::timeout(Duration::from_secs(10), admin.remove_namespace(&[topology], &extra)).await;
+        } else if let Ok(Ok(admin)) =
+            tokio::time::timeout(Duration::from_secs(10), Admin::connect(&self.admin_config)).await
+        {
+            let _removed =
+                tokio::time::timeout(Duration::from_secs(10), admin.remove_namespace(&[topology], &extra)).await;
             let _closed = tokio::time::timeout(Duration::from_secs(5), admin.close()).await;
         }
         if let Some(reader) = self.reader.take() {

@@ -108,7 +108,13 @@ impl Schedule {
 pub fn check_row(row: &str, report: Report) -> Report {
     report.print(row);
     assert_eq!(report.lost, 0, "row {row}: lost messages: {report:?}");
-    assert_eq!(report.duplicate_effects, 0, "row {row}: duplicate side effects: {report:?}");
-    assert_eq!(report.unexpected, 0, "row {row}: unexpected results or effects: {report:?}");
+    assert_eq!(
+        report.duplicate_effects, 0,
+        "row {row}: duplicate side effects: {report:?}"
+    );
+    assert_eq!(
+        report.unexpected, 0,
+        "row {row}: unexpected results or effects: {report:?}"
+    );
     report
 }

@@ -38,7 +38,12 @@ fn effect_calls(sandbox: &RunningSandbox, provider: Provider, needle: &str) -> V
         .calls(provider)
         .into_iter()
         .filter(|c| c.method == "POST" || c.method == "PUT")
-        .filter(|c| c.body.as_ref().is_some_and(|b| b.to_string().contains(needle)))
+        // Quoted, so `<ns>-1` does not also match `<ns>-10`.
+        .filter(|c| {
+            c.body
+                .as_ref()
+                .is_some_and(|b| b.to_string().contains(&format!("\"{needle}\"")))
+        })
         .collect()
 }
 
@@ -130,11 +135,11 @@ async fn row_02_sigkill_after_api_success_before_result_publish() {
     let report = check_row("02", rig.settle(SETTLE).await);
     for input in &rig.oracle.confirmed {
         let calls = effect_calls(&rig.sandbox, Provider::Spotler, &input.contact_id).len();
-        println!("row 02: {} Spotler upserts for one input (redelivery repeats it)", calls);
-        assert!(
-            (1..=2).contains(&calls),
-            "raw calls per affected id ≤ 2, got {calls}"
+        println!(
+            "row 02: {} Spotler upserts for one input (redelivery repeats it)",
+            calls
         );
+        assert!((1..=2).contains(&calls), "raw calls per affected id ≤ 2, got {calls}");
     }
     assert_eq!(report.max_raw_calls_per_id.min(2), report.max_raw_calls_per_id);
     logs.push_str(&worker.finish().await);
@@ -172,13 +177,126 @@ async fn row_03_sigkill_after_result_confirmed_before_input_ack() {
         "row 03: {} duplicate result messages after 1 kill ({} inputs × 2 destinations were unacked)",
         report.duplicate_results, inputs
     );
-    assert!(report.duplicate_results >= 1, "the redelivery republished results: {report:?}");
+    assert!(
+        report.duplicate_results >= 1,
+        "the redelivery republished results: {report:?}"
+    );
     assert!(
         report.duplicate_results <= inputs * 2,
         "at most one duplicate per input and destination per kill: {report:?}"
     );
     logs.push_str(&worker.finish().await);
     assert_clean("03", "worker logs", &logs, &[]);
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_03_non_idempotent_external_event_is_sent_once_across_a_kill() {
+    // SALESmanago external events have no idempotency key: contact-sync records each in the
+    // processed-effect ledger (Redis here, as with several replicas). Killed after the event
+    // and its result, before the ack, the redelivery must find it recorded.
+    let broker = FaultProxy::start(local(5672)).await;
+    let worker_url = format!("amqp://guest:guest@{}/%2f", broker.addr());
+    let mut rig = Rig::start(
+        "row03sm",
+        SHARED_BROKER,
+        &worker_url,
+        &[
+            ("CONTACT_SYNC_DESTINATIONS", "salesmanago"),
+            ("SALESMANAGO_RATE", "100/s"),
+            ("REDIS_URL", "redis://127.0.0.1:6379/"),
+        ],
+    )
+    .await;
+    let mut worker = rig.spawn_worker(&[], LOG);
+    wait_ready(&worker).await;
+    broker.hold_upstream(0, true);
+    let (published, _) = rig.next_contact();
+    let event = json!({
+        "event_id": format!("order-{}", published.message_id),
+        "type": "purchase",
+        "email": published.email,
+        "contact_id": published.contact_id,
+        "value": 1290.5,
+        "currency": "CZK",
+        "products": ["SKU-1"],
+        "occurred_at": "2026-11-21T18:30:00Z"
+    });
+    rig.publish_as("shop.event", published, &event).await;
+    let sent = wait_for(Duration::from_secs(20), || async {
+        (rig.sandbox.state.salesmanago_events().len() == 1).then_some(())
+    })
+    .await;
+    assert!(sent.is_some(), "the external event was not sent: {}", worker.logs());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rig.results().is_empty() {
+        rig.take_results().await;
+        assert!(Instant::now() < deadline, "no result: {}", worker.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.kill9().await;
+    broker.sever_all();
+    let mut logs = worker.finish().await;
+    let worker = rig.spawn_worker(&[], LOG);
+    let recognised = worker
+        .wait_log(
+            "already has this external event",
+            Instant::now(),
+            Duration::from_secs(30),
+        )
+        .await;
+    let report = check_row("03", rig.settle(SETTLE).await);
+    let events = rig.sandbox.state.salesmanago_events().len();
+    println!(
+        "row 03 (SALESmanago external event, Redis ledger): {events} event after a kill between the event and \
+         the ack; the redelivery was recognised: {}",
+        recognised.is_some()
+    );
+    assert_eq!(events, 1, "duplicate side effects = 0");
+    assert!(recognised.is_some(), "the ledger answered for the redelivery");
+    assert!(report.duplicate_results <= 1, "{report:?}");
+    logs.push_str(&worker.finish().await);
+    assert_clean("03", "worker logs", &logs, &[]);
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_04_sigterm_finishes_in_flight_work_and_redelivers_nothing_finished() {
+    // lifecycle.rs (sigterm_mid_load_exits_0_and_loses_nothing) shows exit 0 and nothing lost;
+    // this adds the row's other half: no message finished before the stop is handled again.
+    let mut rig = Rig::start("row04", SHARED_BROKER, SHARED_BROKER, &[("CONTACT_SYNC_BULK", "false")]).await;
+    rig.sandbox
+        .state
+        .set_fault(Provider::Spotler, Fault::latency(200))
+        .unwrap_or_else(|e| panic!("{e}"));
+    rig.publish_contacts(100).await;
+    let mut worker = rig.spawn_worker(&[], LOG);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rig.results().len() < 20 {
+        rig.take_results().await;
+        assert!(Instant::now() < deadline, "no progress: {}", worker.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopped = Instant::now();
+    worker.signal("TERM").await;
+    let status = worker.wait_exit(Duration::from_secs(30)).await;
+    let took = stopped.elapsed();
+    let mut logs = worker.finish().await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exit 0 within 30 s: {logs}");
+    rig.take_results().await;
+    let finished_before = rig.results().len();
+    assert!(finished_before < 200, "the stop came mid-load");
+    let worker = rig.spawn_worker(&[], LOG);
+    let report = check_row("04", rig.settle(SETTLE).await);
+    println!(
+        "row 04: exit 0 {took:?} after SIGTERM; {finished_before} of 200 results out before the stop; redeliveries \
+         of finished inputs: {} duplicate results, at most {} Spotler call(s) per contact",
+        report.duplicate_results, report.max_raw_calls_per_id
+    );
+    assert_eq!(report.duplicate_results, 0, "0 redeliveries of already-finished ids");
+    assert_eq!(report.max_raw_calls_per_id, 1, "nothing handled twice");
+    logs.push_str(&worker.finish().await);
+    assert_clean("04", "worker logs", &logs, &[]);
     rig.finish().await;
 }
 
@@ -197,7 +315,10 @@ async fn row_12_unroutable_result_is_never_acked() {
     wait_ready(&worker).await;
     // No queue for contact.synced any more, not even the alternate exchange's: a mandatory
     // publish of a result comes back as returned. Only this namespace's queues are deleted.
-    for queue in [rig.queue(integration_tests::RESULTS), rig.queue("switchyard.unroutable")] {
+    for queue in [
+        rig.queue(integration_tests::RESULTS),
+        rig.queue("switchyard.unroutable"),
+    ] {
         rabbitmqctl(&["delete_queue", &queue]).await;
     }
     rig.publish_contacts(3).await;
@@ -208,7 +329,11 @@ async fn row_12_unroutable_result_is_never_acked() {
         (n >= 6.0).then_some(n)
     })
     .await;
-    assert!(requeued.is_some(), "returned results must requeue the input: {}", worker.logs());
+    assert!(
+        requeued.is_some(),
+        "returned results must requeue the input: {}",
+        worker.logs()
+    );
     assert_eq!(
         worker.metric("switchyard_messages_total", &[("outcome", "ok")]).await,
         0.0,
@@ -223,7 +348,10 @@ async fn row_12_unroutable_result_is_never_acked() {
         requeued.unwrap_or_default()
     );
     assert_eq!(report.dead_letters, 0);
-    assert!(report.max_raw_calls_per_id >= 2, "inputs were handled again, not acked: {report:?}");
+    assert!(
+        report.max_raw_calls_per_id >= 2,
+        "inputs were handled again, not acked: {report:?}"
+    );
     let logs = worker.finish().await;
     assert_clean("12", "worker logs", &logs, &[]);
     rig.finish().await;
@@ -305,7 +433,9 @@ fn malformed() -> Vec<(Option<String>, Vec<u8>)> {
         ),
         (
             None,
-            json(json!({"contact_id": "m-10", "email": "secret.person@example.com", "changed_at": "2026-11-20T10:00:00Z"})),
+            json(
+                json!({"contact_id": "m-10", "email": "secret.person@example.com", "changed_at": "2026-11-20T10:00:00Z"}),
+            ),
         ),
     ]
 }
@@ -316,7 +446,8 @@ async fn row_14_malformed_inputs_dead_letter_with_a_reason() {
     let h = Harness::start("row14", &[]).await;
     let inputs = malformed();
     for (id, body) in &inputs {
-        let properties = mq::publisher::json_properties(id.as_deref().unwrap_or(""), "contact.changed", None, Default::default());
+        let properties =
+            mq::publisher::json_properties(id.as_deref().unwrap_or(""), "contact.changed", None, Default::default());
         let properties = if id.is_some() {
             properties
         } else {
@@ -398,7 +529,11 @@ async fn row_15_oversized_message_is_dead_lettered_before_parsing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_16_persistent_5xx_exhausts_attempts_then_dead_letters() {
-    let tiers = [Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2)];
+    let tiers = [
+        Duration::from_millis(500),
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+    ];
     let mut rig = Rig::start(
         "row16",
         SHARED_BROKER,
@@ -457,15 +592,15 @@ async fn row_18_429_storm_delays_without_dead_letters() {
     .await;
     rig.sandbox
         .state
-        .set_fault(
-            Provider::Spotler,
-            Fault::forced(429, 12).with_retry_after(retry_after),
-        )
+        .set_fault(Provider::Spotler, Fault::forced(429, 12).with_retry_after(retry_after))
         .unwrap_or_else(|e| panic!("{e}"));
     let worker = rig.spawn_worker(&[], LOG);
     rig.publish_contacts(10).await;
     let report = check_row("18", rig.settle(SETTLE).await);
-    assert_eq!(report.dead_letters, 0, "rate limits are not failures, even with one attempt");
+    assert_eq!(
+        report.dead_letters, 0,
+        "rate limits are not failures, even with one attempt"
+    );
     let calls = rig.sandbox.state.calls(Provider::Spotler);
     let limited: Vec<OffsetDateTime> = calls.iter().filter(|c| c.status == 429).map(received).collect();
     assert_eq!(limited.len(), 12, "the storm happened");
@@ -518,7 +653,7 @@ async fn row_19_hanging_api_times_out_retries_and_leaks_nothing() {
         .oracle
         .confirmed
         .iter()
-        .map(|p| proxy.watch(&p.contact_id, false))
+        .map(|p| proxy.watch(&format!("\"{}\"", p.contact_id), false))
         .collect();
     let timed_out = wait_for(Duration::from_secs(30), || async {
         seen.iter()
@@ -526,7 +661,11 @@ async fn row_19_hanging_api_times_out_retries_and_leaks_nothing() {
             .then_some(())
     })
     .await;
-    assert!(timed_out.is_some(), "each input timed out and was tried again: {}", worker.logs());
+    assert!(
+        timed_out.is_some(),
+        "each input timed out and was tried again: {}",
+        worker.logs()
+    );
     rig.sandbox.state.clear_fault(Provider::Spotler);
     let report = check_row("19", rig.settle(SETTLE).await);
     assert_eq!(report.dead_letters, 0);
@@ -536,7 +675,10 @@ async fn row_19_hanging_api_times_out_retries_and_leaks_nothing() {
         "switchyard_provider_requests_total",
         &[("provider", "spotler"), ("status_class", "timeout")],
     );
-    let attempts = sum("switchyard_provider_request_duration_seconds_count", &[("provider", "spotler")]);
+    let attempts = sum(
+        "switchyard_provider_request_duration_seconds_count",
+        &[("provider", "spotler")],
+    );
     let within = sum(
         "switchyard_provider_request_duration_seconds_bucket",
         &[("provider", "spotler"), ("le", "2.5")],
@@ -580,7 +722,12 @@ async fn row_20_ambiguous_failure_effect_done_response_lost() {
         .oracle
         .confirmed
         .iter()
-        .map(|p| (p.contact_id.clone(), effect_calls(&rig.sandbox, Provider::Spotler, &p.contact_id).len()))
+        .map(|p| {
+            (
+                p.contact_id.clone(),
+                effect_calls(&rig.sandbox, Provider::Spotler, &p.contact_id).len(),
+            )
+        })
         .collect();
     println!("row 20: raw upserts per id after a lost answer: {per_id:?}");
     let affected = per_id.values().filter(|n| **n == 2).count();
@@ -668,11 +815,13 @@ async fn amqps_urls_are_accepted_and_only_the_host_is_logged() {
     // Nothing listens there: the worker keeps trying (no exit 64 for the scheme) and logs the
     // target as scheme://host:port only.
     let exited = worker.wait_exit(Duration::from_secs(3)).await;
-    assert!(exited.is_none(), "an amqps:// URL is a valid configuration: {:?}", exited);
+    assert!(
+        exited.is_none(),
+        "an amqps:// URL is a valid configuration: {:?}",
+        exited
+    );
     let redacted = format!("amqps://127.0.0.1:{port}");
-    let line = worker
-        .wait_log(&redacted, since, Duration::from_secs(10))
-        .await;
+    let line = worker.wait_log(&redacted, since, Duration::from_secs(10)).await;
     let logs = worker.finish().await;
     println!(
         "amqps: accepted; the connection error names {redacted}: {}",

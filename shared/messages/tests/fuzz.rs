@@ -141,7 +141,11 @@ fn assert_outcome(kind: &str, outcome: Result<Value, Invalid>) -> Result<(), Tes
                             violation.path.starts_with('/'),
                             "{kind}: violation without a JSON pointer: {violation}"
                         );
-                        prop_assert!(!violation.problem.trim().is_empty(), "{kind}: empty problem at {}", violation.path);
+                        prop_assert!(
+                            !violation.problem.trim().is_empty(),
+                            "{kind}: empty problem at {}",
+                            violation.path
+                        );
                     }
                     prop_assert!(text.contains("at /"), "{kind}: the text names no path: {text}");
                 }
@@ -177,7 +181,9 @@ fn leaf() -> impl Strategy<Value = Value> {
         // Integral floats (`3.0`) are left out: they are a known drift between the schemas and
         // the typed payloads, pinned by `known_drift_an_integral_float_passes_the_schema_but_not_the_payload`.
         any::<f64>()
-            .prop_filter_map("finite, not integral", |f| (f.fract() != 0.0).then(|| Number::from_f64(f)).flatten())
+            .prop_filter_map("finite, not integral", |f| (f.fract() != 0.0)
+                .then(|| Number::from_f64(f))
+                .flatten())
             .prop_map(Value::Number),
         string_value().prop_map(Value::String),
     ]
@@ -258,7 +264,9 @@ fn apply(value: &mut Value, mutation: &Mutation, target: usize, seen: &mut usize
             let keys: Vec<String> = map.keys().cloned().collect();
             for key in keys {
                 let before = *seen;
-                let keep = map.get_mut(&key).is_none_or(|child| apply(child, mutation, target, seen));
+                let keep = map
+                    .get_mut(&key)
+                    .is_none_or(|child| apply(child, mutation, target, seen));
                 if before == target && !keep {
                     map.remove(&key);
                     return true;

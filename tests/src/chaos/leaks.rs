@@ -49,11 +49,15 @@ pub fn leaked_secrets<'a>(text: &str, secrets: &[&'a str]) -> Vec<&'a str> {
         .collect()
 }
 
-/// The sandbox credentials contact-sync is given: none may appear anywhere.
+/// The sandbox credentials the workers are given: none may appear anywhere.
 pub const SANDBOX_SECRETS: &[&str] = &[
     switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_KEY,
     switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_SECRET,
     switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY,
+    switchyard_sandbox::DEFAULT_SALESMANAGO_API_SECRET,
+    switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_TOKEN,
+    switchyard_sandbox::DEFAULT_BLOOMREACH_SECRET,
+    switchyard_sandbox::DEFAULT_FROOMLE_CLIENT_SECRET,
 ];
 
 /// Asserts that `text` (logs, dead-letter texts, metrics) holds none of the sandbox secrets,

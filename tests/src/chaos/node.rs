@@ -55,11 +55,28 @@ fn cookie_home(label: &str) -> PathBuf {
 impl PrivateNode {
     /// Starts a single node and waits until it is up.
     pub async fn start(label: &str) -> Self {
+        Self::start_with(label, "").await
+    }
+
+    /// Starts a single node with `extra` lines appended to its `rabbitmq.conf` (e.g. a TLS
+    /// listener) and waits until it is up.
+    pub async fn start_with(label: &str, extra: &str) -> Self {
         let home = cookie_home(label);
         let short = format!("chaos-{label}-{}", short_id());
         let node = Self::prepare(&home, &short, true);
+        if !extra.is_empty() {
+            let path = node.dir.join("rabbitmq.conf");
+            let mut config = std::fs::read_to_string(&path).unwrap_or_default();
+            config.push_str(extra);
+            write(&path, &config);
+        }
         node.launch().await;
         node
+    }
+
+    /// The node's own directory (for files its configuration refers to).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Lays out the files of node `short` under `home` (whose cookie it uses).
@@ -209,7 +226,10 @@ impl PrivateNode {
         let pid = self
             .beam_pid()
             .unwrap_or_else(|| panic!("{} has no pid file", self.name));
-        let sent = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().await;
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .await;
         assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} {pid} ({})", self.name);
     }
 
@@ -248,7 +268,9 @@ impl PrivateNode {
             return;
         }
         // A frozen node must be resumed to stop cleanly.
-        let _resumed = std::process::Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+        let _resumed = std::process::Command::new("kill")
+            .args(["-CONT", &pid.to_string()])
+            .status();
         let mut command = std::process::Command::new("timeout");
         command
             .args(["30", CTL, "-n", &self.name, "stop"])
@@ -258,7 +280,9 @@ impl PrivateNode {
             .stderr(Stdio::null());
         let _stopped = command.status();
         if Self::alive(pid) {
-            let _killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _killed = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 }

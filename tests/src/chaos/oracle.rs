@@ -125,12 +125,8 @@ impl Oracle {
             .ecomail_subscribers()
             .remove(&self.ecomail_list)
             .unwrap_or_default();
-        let spotler_records = |contact_id: &str| {
-            spotler_contacts
-                .iter()
-                .filter(|c| c.external_id == contact_id)
-                .count()
-        };
+        let spotler_records =
+            |contact_id: &str| spotler_contacts.iter().filter(|c| c.external_id == contact_id).count();
         let ecomail_records = |email: &str| {
             subscribers
                 .iter()
@@ -194,10 +190,7 @@ impl Oracle {
         let ids: BTreeSet<&str> = self.known().map(|p| p.message_id.as_str()).collect();
         let contacts: BTreeSet<&str> = self.known().map(|p| p.contact_id.as_str()).collect();
         let emails: BTreeSet<String> = self.known().map(|p| p.email.to_ascii_lowercase()).collect();
-        report.unexpected = per_result
-            .keys()
-            .filter(|(id, _)| !ids.contains(id))
-            .count()
+        report.unexpected = per_result.keys().filter(|(id, _)| !ids.contains(id)).count()
             + spotler_contacts
                 .iter()
                 .filter(|c| !contacts.contains(c.external_id.as_str()))

@@ -220,15 +220,24 @@ impl WorkerProcess {
         }
         // The reader ends at EOF; give it a moment to take the last lines.
         let _read = tokio::time::timeout(Duration::from_secs(2), &mut self.reader).await;
-        let logs = self.logs();
-        // `CHAOS_KEEP_LOGS=<dir>` keeps every worker's log for a post-mortem.
+        self.logs()
+    }
+}
+
+impl Drop for WorkerProcess {
+    /// `CHAOS_KEEP_LOGS=<dir>` keeps every worker's log for a post-mortem, also when a row
+    /// fails half-way (the child itself is killed by `kill_on_drop`).
+    fn drop(&mut self) {
         if let Some(dir) = std::env::var_os("CHAOS_KEEP_LOGS") {
             let path = std::path::Path::new(&dir).join(format!("{}-{}.log", self.name, self.pid));
-            if std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &logs)).is_err() {
+            let logs = self.logs();
+            if std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(&path, logs))
+                .is_err()
+            {
                 eprintln!("could not keep the log in {}", path.display());
             }
         }
-        logs
     }
 }
 
@@ -242,10 +251,7 @@ pub fn sum_samples(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
                 Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
                 None => (series, ""),
             };
-            let matches = metric == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+            let matches = metric == name && labels.iter().all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
             if matches { value.parse::<f64>().ok() } else { None }
         })
         .sum()

@@ -201,7 +201,11 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
 fn observe(state: &State, chunk: &[u8]) -> bool {
     let mut hold = false;
     for watch in locked(&state.watches).iter() {
-        if !watch.pattern.is_empty() && chunk.windows(watch.pattern.len()).any(|w| w == watch.pattern.as_slice()) {
+        if !watch.pattern.is_empty()
+            && chunk
+                .windows(watch.pattern.len())
+                .any(|w| w == watch.pattern.as_slice())
+        {
             watch.seen.fetch_add(1, Ordering::SeqCst);
             hold |= watch.hold;
         }
@@ -320,7 +324,10 @@ impl Socat {
 
     async fn signal_group(&self, signal: &str) {
         if let Some(group) = self.group() {
-            let sent = Command::new("kill").args([&format!("-{signal}"), "--", &group]).status().await;
+            let sent = Command::new("kill")
+                .args([&format!("-{signal}"), "--", &group])
+                .status()
+                .await;
             assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} -- {group}");
         }
     }
@@ -353,7 +360,9 @@ impl Drop for Socat {
     fn drop(&mut self) {
         if let Some(group) = self.group() {
             // SIGKILL works on a stopped group too; only the group we started.
-            let _killed = std::process::Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _killed = std::process::Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .status();
         }
     }
 }

@@ -13,6 +13,7 @@
 mod broker;
 mod cluster;
 mod network;
+mod tls;
 mod workload;
 
 use std::time::Duration;
@@ -23,6 +24,20 @@ use integration_tests::chaos::WorkerProcess;
 const LOG: &str = "trace";
 /// How long a row waits for everything to be accounted for after its fault ends.
 const SETTLE: Duration = Duration::from_secs(120);
+
+/// One Spotler call per contact (no bulk batching): with Spotler's 10/s default budget the
+/// load lasts long enough for a fault to hit it mid-way.
+const PER_CONTACT: (&str, &str) = ("CONTACT_SYNC_BULK", "false");
+
+/// Asserts that the fault is about to hit a running load (not an idle worker).
+fn assert_mid_load(rig: &integration_tests::chaos::Rig) {
+    let expected = rig.oracle.confirmed.len() * rig.oracle.destinations.len();
+    assert!(
+        rig.results().len() < expected,
+        "the load finished before the fault: {} of {expected} results",
+        rig.results().len()
+    );
+}
 
 /// Refuses to run outside `make chaos`: these rows start RabbitMQ nodes and need root.
 fn gate() {

@@ -7,14 +7,14 @@ use integration_tests::chaos::{PrivateNode, Rig, Socat, assert_clean, check_row,
 use switchyard_sandbox::{Fault, Provider};
 use tokio::time::Instant;
 
-use crate::{LOG, SETTLE, gate, wait_ready, wait_results};
+use crate::{LOG, PER_CONTACT, SETTLE, assert_mid_load, gate, wait_ready, wait_results};
 
 /// A private node, `socat` in front of it, and a rig whose worker connects through socat.
 async fn behind_socat(row: &str) -> (PrivateNode, Socat, Rig) {
     let node = PrivateNode::start(&format!("row{row}")).await;
     let socat = Socat::start(free_port(), node.port()).await;
     let worker_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", socat.port());
-    let rig = Rig::start(&format!("row{row}"), &node.amqp_url(), &worker_url, &[]).await;
+    let rig = Rig::start(&format!("row{row}"), &node.amqp_url(), &worker_url, &[PER_CONTACT]).await;
     rig.sandbox
         .state
         .set_fault(Provider::Spotler, Fault::latency(20))
@@ -29,8 +29,9 @@ async fn row_08_network_cut() {
     rig.publish_contacts(150).await;
     let worker = rig.spawn_worker(&[], LOG);
     wait_results(&mut rig, 20, Duration::from_secs(60)).await;
-    socat.cut().await;
+    assert_mid_load(&rig);
     let cut = Instant::now();
+    socat.cut().await;
     let noticed = worker
         .wait_log("Broker session lost", cut, Duration::from_secs(10))
         .await
@@ -44,7 +45,10 @@ async fn row_08_network_cut() {
     let report = check_row("08", rig.settle(SETTLE).await);
     println!("row 08: loss noticed after {noticed:?}; reconnected {reconnect:?} after the proxy came back");
     assert!(noticed.is_some(), "the cut was noticed");
-    assert!(reconnect <= Duration::from_secs(5), "reconnect ≤ 5 s after the proxy restart: {reconnect:?}");
+    assert!(
+        reconnect <= Duration::from_secs(5),
+        "reconnect ≤ 5 s after the proxy restart: {reconnect:?}"
+    );
     assert_eq!(report.dead_letters, 0);
     let logs = worker.finish().await;
     assert_clean("08", "worker logs", &logs, &[]);
@@ -60,8 +64,9 @@ async fn row_09_half_open_connection() {
     rig.publish_contacts(150).await;
     let worker = rig.spawn_worker(&[], LOG);
     wait_results(&mut rig, 20, Duration::from_secs(60)).await;
-    socat.freeze().await;
+    assert_mid_load(&rig);
     let frozen = Instant::now();
+    socat.freeze().await;
     let noticed = worker
         .wait_log("Broker session lost", frozen, Duration::from_secs(25))
         .await

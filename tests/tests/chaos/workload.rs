@@ -24,6 +24,8 @@ async fn row_17_crash_inducing_poison_message() {
             ("CONTACT_SYNC_DESTINATIONS", "spotler"),
             ("SWITCHYARD_DELIVERY_LIMIT", "5"),
             ("SWITCHYARD_PREFETCH", "4"),
+            // One Spotler call per contact, so the poison's call carries only the poison.
+            ("CONTACT_SYNC_BULK", "false"),
         ],
     )
     .await;
@@ -42,7 +44,8 @@ async fn row_17_crash_inducing_poison_message() {
     rig.publish_contacts(1).await;
     let poison = rig.oracle.confirmed[0].clone();
     rig.publish_contacts(300).await;
-    let crashes = proxy.watch(&poison.contact_id, true);
+    // Quoted, so `<ns>-1` does not also match `<ns>-10`.
+    let crashes = proxy.watch(&format!("\"{}\"", poison.contact_id), true);
     let mut restarts = 0;
     let mut logs = String::new();
     let mut results_during = 0;
@@ -112,6 +115,8 @@ async fn row_21_quota_shared_by_three_replicas() {
         &[
             ("CONTACT_SYNC_DESTINATIONS", "spotler"),
             ("SPOTLER_RATE", "20/10s"),
+            // The quota counts calls: one contact per call.
+            ("CONTACT_SYNC_BULK", "false"),
             ("REDIS_URL", "redis://127.0.0.1:6379/"),
             ("SWITCHYARD_REPLICAS", "3"),
         ],
@@ -141,7 +146,10 @@ async fn row_21_quota_shared_by_three_replicas() {
         calls.len(),
         started.elapsed()
     );
-    assert!(busiest <= usize::try_from(quota).unwrap_or(20), "max calls in any window ≤ {quota}: {busiest}");
+    assert!(
+        busiest <= usize::try_from(quota).unwrap_or(20),
+        "max calls in any window ≤ {quota}: {busiest}"
+    );
     assert_eq!(refused, 0, "429 count = 0");
     assert_eq!(report.dead_letters, 0);
     let mut logs = String::new();
@@ -156,6 +164,8 @@ async fn row_21_quota_shared_by_three_replicas() {
 fn max_in_window_counts_the_busiest_window() {
     let at = |s: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(s);
     let times = [at(0), at(1), at(5), at(10), at(11), at(12)];
-    assert_eq!(max_in_window(&times, time::Duration::seconds(10)), 3);
+    // [5 s, 15 s) holds 5, 10, 11 and 12.
+    assert_eq!(max_in_window(&times, time::Duration::seconds(10)), 4);
+    assert_eq!(max_in_window(&times, time::Duration::seconds(2)), 2);
     assert_eq!(max_in_window(&[], time::Duration::seconds(10)), 0);
 }

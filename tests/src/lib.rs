@@ -314,21 +314,7 @@ impl Harness {
 
     /// A counter or gauge value from the worker's registry (sum over matching label sets).
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let mut total = 0.0;
-        for family in self.registry.gather() {
-            if family.name() != name {
-                continue;
-            }
-            for metric in family.get_metric() {
-                let matches = labels
-                    .iter()
-                    .all(|(k, v)| metric.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
-                if matches {
-                    total += metric.get_counter().get_value() + metric.get_gauge().get_value();
-                }
-            }
-        }
-        total
+        crate::registry_metric(&self.registry, name, labels)
     }
 
     /// Stops the worker and the sandbox and deletes the namespace.
@@ -338,6 +324,25 @@ impl Harness {
         let results = self.admin.names().work_queue(RESULTS);
         let _removed = self.admin.remove_namespace(&[topology], &[results]).await;
     }
+}
+
+/// A counter or gauge value from a registry, summed over the label sets matching `labels`.
+pub fn registry_metric(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut total = 0.0;
+    for family in registry.gather() {
+        if family.name() != name {
+            continue;
+        }
+        for metric in family.get_metric() {
+            let matches = labels
+                .iter()
+                .all(|(k, v)| metric.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
+            if matches {
+                total += metric.get_counter().get_value() + metric.get_gauge().get_value();
+            }
+        }
+    }
+    total
 }
 
 /// Polls `take` every 50 ms, adding what it returns to `seen`, until `seen` holds `want`

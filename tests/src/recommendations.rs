@@ -199,21 +199,7 @@ impl RecommendationsHarness {
 
     /// A counter value from the worker's registry (sum over matching label sets).
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let mut total = 0.0;
-        for family in self.registry.gather() {
-            if family.name() != name {
-                continue;
-            }
-            for metric in family.get_metric() {
-                let matches = labels
-                    .iter()
-                    .all(|(k, v)| metric.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
-                if matches {
-                    total += metric.get_counter().get_value() + metric.get_gauge().get_value();
-                }
-            }
-        }
-        total
+        crate::registry_metric(&self.registry, name, labels)
     }
 
     /// Stops the worker and the sandbox and deletes the namespace, plus `extra_queues` (full

@@ -60,7 +60,10 @@ wait_ready() { # name url
   return 1
 }
 
+# A Voucherify sandbox project allows 100 calls an hour; the demo uses a plan-sized quota so its
+# few customer upserts do not wait 36 s each (set both to 100/h to watch messages park).
 start switchyard-sandbox SANDBOX_ADDR="$SANDBOX_ADDR" METRICS_ADDR="$SANDBOX_METRICS_ADDR" LOG_FORMAT=json \
+  SANDBOX_VOUCHERIFY_RATE="${SANDBOX_VOUCHERIFY_RATE:-600/min}" \
   "$bin/switchyard-sandbox"
 wait_ready switchyard-sandbox "http://$SANDBOX_METRICS_ADDR/readyz"
 
@@ -68,7 +71,7 @@ wait_ready switchyard-sandbox "http://$SANDBOX_METRICS_ADDR/readyz"
 ecomail=(ECOMAIL_BASE_URL="$sandbox_url/ecomail" ECOMAIL_API_KEY=sandbox-ecomail-key ECOMAIL_LIST_ID="$ECOMAIL_LIST_ID")
 spotler=(SPOTLER_BASE_URL="$sandbox_url/spotler/integrationservice-1.1.0"
   SPOTLER_CONSUMER_KEY=sandbox-spotler-key SPOTLER_CONSUMER_SECRET=sandbox-spotler-secret)
-voucherify=(VOUCHERIFY_BASE_URL="$sandbox_url/voucherify"
+voucherify=(VOUCHERIFY_BASE_URL="$sandbox_url/voucherify" VOUCHERIFY_RATE="${VOUCHERIFY_RATE:-600/min}"
   VOUCHERIFY_APP_ID=sandbox-voucherify-app VOUCHERIFY_APP_TOKEN=sandbox-voucherify-token)
 start contact-sync METRICS_ADDR="$CONTACT_SYNC_METRICS_ADDR" LOG_FORMAT=json "${ecomail[@]}" "${spotler[@]}" \
   "${voucherify[@]}" CONTACT_SYNC_DESTINATIONS=spotler,ecomail,salesmanago,voucherify \

@@ -14,13 +14,30 @@ pub const DEFAULT_HEARTBEAT_SECS: u16 = 10;
 
 /// The URL with `heartbeat=10` added unless it sets one.
 pub(crate) fn with_heartbeat(url: &str) -> String {
-    if url.contains("heartbeat=") {
+    with_default(url, "heartbeat", DEFAULT_HEARTBEAT_SECS)
+}
+
+/// The frame size connections ask for unless the URL sets `frame_max`. lapin keeps a buffer of
+/// 32 frames per direction and connection: at RabbitMQ's default of 128 KiB that is 16 MiB for
+/// a worker's two connections, most of an idle worker's memory. Messages are small (the body
+/// limit is 256 KiB by default), and a body larger than a frame is simply sent in several, so
+/// 16 KiB frames cost nothing and keep the buffers at 2 MiB in all.
+pub const DEFAULT_FRAME_MAX: u32 = 16_384;
+
+/// `url` with the query parameter `key=value` added unless it sets `key` itself.
+fn with_default(url: &str, key: &str, value: impl std::fmt::Display) -> String {
+    if url.contains(&format!("{key}=")) {
         url.to_owned()
     } else if url.contains('?') {
-        format!("{url}&heartbeat={DEFAULT_HEARTBEAT_SECS}")
+        format!("{url}&{key}={value}")
     } else {
-        format!("{url}?heartbeat={DEFAULT_HEARTBEAT_SECS}")
+        format!("{url}?{key}={value}")
     }
+}
+
+/// The URL a connection is opened with: our heartbeat and frame size unless it sets them.
+fn tuned(url: &str) -> String {
+    with_default(&with_heartbeat(url), "frame_max", DEFAULT_FRAME_MAX)
 }
 
 /// The host part of a URL for logs (never the user or password).
@@ -38,7 +55,7 @@ pub async fn connect_once(urls: &[Secret], name: &str) -> Result<Connection, MqE
         let properties = ConnectionProperties::default().with_connection_name(name.into());
         let attempt = tokio::time::timeout(
             Duration::from_secs(15),
-            Connection::connect(&with_heartbeat(url.expose_secret()), properties),
+            Connection::connect(&tuned(url.expose_secret()), properties),
         )
         .await;
         match attempt {
@@ -92,6 +109,11 @@ mod tests {
             "amqp://h/%2f?frame_max=8192&heartbeat=10"
         );
         assert_eq!(with_heartbeat("amqp://h/%2f?heartbeat=5"), "amqp://h/%2f?heartbeat=5");
+        assert_eq!(tuned("amqp://h/%2f"), "amqp://h/%2f?heartbeat=10&frame_max=16384");
+        assert_eq!(
+            tuned("amqp://h/%2f?frame_max=4096"),
+            "amqp://h/%2f?frame_max=4096&heartbeat=10"
+        );
     }
 
     #[test]

@@ -263,9 +263,8 @@ async fn session<H: Handler>(
     } else {
         format!("{worker} [{}]", context.mq.namespace)
     };
-    let urls = with_frame_max(&context.mq.urls);
-    let consume_conn = connect_once(&urls, &format!("{label} consume")).await?;
-    let publish_conn = connect_once(&urls, &format!("{label} publish")).await?;
+    let consume_conn = connect_once(&context.mq.urls, &format!("{label} consume")).await?;
+    let publish_conn = connect_once(&context.mq.urls, &format!("{label} publish")).await?;
     topology::declare(&publish_conn, names, std::slice::from_ref(&context.spec.topology)).await?;
     let publisher = Publisher::open(&publish_conn).await?;
     let channel = consume_conn.create_channel().await?;
@@ -354,31 +353,6 @@ async fn session<H: Handler>(
     close(&consume_conn).await;
     close(&publish_conn).await;
     Ok(end)
-}
-
-/// The frame size a worker's connections ask for unless the URL sets `frame_max`. lapin keeps
-/// a buffer of 32 frames per direction and connection: at RabbitMQ's default of 128 KiB that is
-/// 16 MiB for a worker's two connections, most of an idle worker's memory. Messages are small
-/// (the body limit is 256 KiB by default), and a body larger than a frame is simply sent in
-/// several, so 16 KiB frames cost nothing and keep the buffers at 2 MiB in all.
-pub const WORKER_FRAME_MAX: u32 = 16_384;
-
-/// The broker URLs with `frame_max` set to [`WORKER_FRAME_MAX`] where they do not set it.
-fn with_frame_max(urls: &[settings::Secret]) -> Vec<settings::Secret> {
-    use settings::ExposeSecret;
-    urls.iter()
-        .map(|url| {
-            let url = url.expose_secret();
-            let tuned = if url.contains("frame_max=") {
-                url.to_owned()
-            } else if url.contains('?') {
-                format!("{url}&frame_max={WORKER_FRAME_MAX}")
-            } else {
-                format!("{url}?frame_max={WORKER_FRAME_MAX}")
-            };
-            settings::Secret::from(tuned)
-        })
-        .collect()
 }
 
 async fn close(connection: &Connection) {
@@ -732,28 +706,6 @@ mod tests {
         assert_eq!(
             err.map(|e| e.variable().to_owned()),
             Some("SWITCHYARD_PREFETCH".to_owned())
-        );
-    }
-
-    #[test]
-    fn frame_max_is_added_once() {
-        use settings::ExposeSecret;
-        let urls = [
-            settings::Secret::from("amqp://h/%2f".to_owned()),
-            settings::Secret::from("amqp://h/%2f?heartbeat=5".to_owned()),
-            settings::Secret::from("amqp://h/%2f?frame_max=4096".to_owned()),
-        ];
-        let tuned: Vec<String> = with_frame_max(&urls)
-            .iter()
-            .map(|u| u.expose_secret().to_owned())
-            .collect();
-        assert_eq!(
-            tuned,
-            [
-                "amqp://h/%2f?frame_max=16384",
-                "amqp://h/%2f?heartbeat=5&frame_max=16384",
-                "amqp://h/%2f?frame_max=4096",
-            ]
         );
     }
 

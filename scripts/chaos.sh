@@ -88,9 +88,11 @@ echo "         plus order-independent rules (ARCHITECTURE.md), and replicas cons
 echo "  rows 16/17 on RabbitMQ 4.x (default delivery limit 20, nack no longer counted): only 3.10.8 is installed"
 echo
 
-passed=$(cat "$log_dir"/*.log | grep -cE '^test .+ \.\.\. ok$')
-failed=$(cat "$log_dir"/*.log | grep -cE '^test .+ \.\.\. FAILED$')
-failed=$((failed + failed_runs))
-grep -hE '^test .+ \.\.\. FAILED$' "$log_dir"/*.log | sed 's/^/failed: /'
+# Counted from libtest's own summary lines (`test result: ok. 12 passed; 0 failed; ...`), which
+# stay whole even when a child process writes into a test's `test ... ok` line.
+count() { grep -hE '^test result: ' "$log_dir"/*.log | grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
+passed=$(count passed)
+failed=$(( $(count failed) + failed_runs ))
+awk 'FNR == 1 {listing = 0} /^failures:$/ {listing = 1; next} listing && /^    [A-Za-z0-9_:]+$/ {print "failed:" $0}' "$log_dir"/*.log | sort -u
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
 use messages::{Invalid, Schemas};
@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::MqError;
+use crate::acks::Settler;
 use crate::connection::{connect_once, reconnect_delays};
 use crate::headers;
 use crate::metrics::MqMetrics;
@@ -284,8 +285,10 @@ async fn session<H: Handler>(
     context.health.set_ready(true);
     info!(worker, queue, prefetch = context.spec.prefetch, "Consuming.");
 
+    let (settler, settling) = Settler::start();
     let shared = Arc::new(Shared {
         context: context.clone(),
+        settler: settler.clone(),
         policy: context.spec.retry_policy(),
         exchange: names.exchange(),
         dead_exchange: names.dead_exchange(),
@@ -308,6 +311,7 @@ async fn session<H: Handler>(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => {
+                    settler.delivered(delivery.delivery_tag);
                     let shared = Arc::clone(&shared);
                     let handler = Arc::clone(handler);
                     tasks.spawn(async move { process(&shared, handler.as_ref(), delivery).await });
@@ -350,6 +354,9 @@ async fn session<H: Handler>(
             }
         }
     }
+    // Acks what finished before the channel closes; the rest goes back to the queue.
+    settler.finish().await;
+    let _settled = settling.await;
     close(&consume_conn).await;
     close(&publish_conn).await;
     Ok(end)
@@ -369,6 +376,7 @@ struct Shared {
     dead_exchange: String,
     tier_queues: Vec<String>,
     publisher: Publisher,
+    settler: Settler,
     lost: Notify,
 }
 
@@ -433,11 +441,7 @@ async fn process<H: Handler>(shared: &Shared, handler: &H, delivery: Delivery) {
         let label = outcome_label(&actions);
         match shared.publisher.publish_all(publications).await {
             Ok(()) => {
-                match delivery.acker.ack(BasicAckOptions::default()).await {
-                    Ok(true) => {}
-                    Ok(false) => warn!("Ack not sent (channel gone); the message will be redelivered."),
-                    Err(error) => warn!(%error, "Ack failed; the message will be redelivered."),
-                }
+                shared.settler.ack(delivery.delivery_tag, delivery.acker);
                 record(shared, &envelope, &outcome, &actions);
                 context
                     .metrics
@@ -452,13 +456,7 @@ async fn process<H: Handler>(shared: &Shared, handler: &H, delivery: Delivery) {
                 }
                 // A pause keeps a broker in trouble (alarm, unroutable results) from a hot loop.
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let _requeued = delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    })
-                    .await;
+                shared.settler.requeue(delivery.delivery_tag, delivery.acker);
                 context
                     .metrics
                     .messages

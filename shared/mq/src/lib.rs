@@ -9,6 +9,7 @@
 //! - [`connection`]: connecting with failover across cluster URLs and backoff.
 //! - [`publisher`]: publishing with `mandatory` and publisher confirms.
 //! - [`outbox`]: a reconnecting confirmed publisher for binaries that only publish (`inbound`).
+//! - [`acks`]: settling deliveries with coalesced `multiple` acks.
 //! - [`consumer`]: the consumer loop ([`consumer::run`]): manual acks, bounded prefetch,
 //!   validation before the handler, reconnects, graceful shutdown.
 //! - [`admin`]: what the `switchyard` CLI needs (publish, dead-letter inspection and replay).
@@ -19,6 +20,7 @@
 //! input only after every message the outcome implies (results, retry copies, dead letters) has
 //! been confirmed by the broker.
 
+pub mod acks;
 pub mod admin;
 pub mod batch;
 pub mod connection;

@@ -15,7 +15,7 @@ pub struct MqMetrics {
     pub dead_letters: IntCounterVec,
     /// `switchyard_in_flight{worker}`.
     pub in_flight: IntGaugeVec,
-    /// `switchyard_message_duration_seconds{worker,type}`: delivery to ack.
+    /// `switchyard_message_duration_seconds{worker,type}`: delivery to settlement.
     pub duration: HistogramVec,
     /// `switchyard_broker_connections_total{worker}`: sessions opened (1 + reconnects).
     pub connections: IntCounterVec,
@@ -44,7 +44,11 @@ impl MqMetrics {
                 &["worker"],
             )?,
             duration: HistogramVec::new(
-                HistogramOpts::new("switchyard_message_duration_seconds", "Time from delivery to ack.").buckets(vec![
+                HistogramOpts::new(
+                    "switchyard_message_duration_seconds",
+                    "Time from delivery to settlement (the ack or requeue handed to the channel).",
+                )
+                .buckets(vec![
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                 ]),
                 &["worker", "type"],

@@ -85,9 +85,35 @@ pub(crate) fn max_in_window(sorted_ms: &[i64], window_ms: i64) -> usize {
     best
 }
 
+/// How many timestamps (milliseconds) filled their window: the calls after which the window
+/// `(t - window_ms, t]` held `limit` calls, i.e. the vendor answered "nothing remains".
+pub(crate) fn window_filled(sorted_ms: &[i64], window_ms: i64, limit: usize) -> usize {
+    let mut filled = 0;
+    let mut start = 0;
+    for (end, at) in sorted_ms.iter().enumerate() {
+        while sorted_ms[start] <= at - window_ms {
+            start += 1;
+        }
+        if end - start + 1 >= limit {
+            filled += 1;
+        }
+    }
+    filled
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_filled_counts_the_calls_that_exhaust_a_window() {
+        // Limit 3 per 1,000 ms: the third call of a burst fills the window; after the burst
+        // has aged out, two calls do not fill it again.
+        let calls = [0, 10, 20, 1_500, 1_510, 2_600, 2_610, 2_620];
+        assert_eq!(window_filled(&calls, 1_000, 3), 2);
+        assert_eq!(window_filled(&calls, 1_000, 4), 0);
+        assert_eq!(window_filled(&[], 1_000, 1), 0);
+    }
 
     #[test]
     fn steady_rate_ignores_warm_up_and_tail() {

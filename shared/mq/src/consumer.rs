@@ -516,7 +516,9 @@ async fn validate_and_handle<H: Handler>(
         body,
     };
     let hold = shared.context.spec.max_hold;
-    match tokio::time::timeout(hold, handler.handle(incoming)).await {
+    // Boxed: a handler's future (HTTP calls and all) runs to many kilobytes, and unboxed it
+    // would be copied by value through the task, the span and the timeout on every delivery.
+    match tokio::time::timeout(hold, Box::pin(handler.handle(incoming))).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::failed(
             FailureKind::Retriable,

@@ -342,12 +342,12 @@ impl BloomreachClient {
         endpoint: &str,
         body: Vec<u8>,
     ) -> Result<api_client::Reply, CallError> {
-        let url = self.http.url(&self.path(endpoint));
+        let url = self.http.url(&self.path(endpoint))?;
         self.http
             .send(
                 operation,
                 |http| {
-                    http.post(&url)
+                    http.post(url.clone())
                         .basic_auth(
                             self.config.api_key_id.expose_secret(),
                             Some(self.config.api_secret.expose_secret()),

@@ -120,7 +120,7 @@ impl FroomleClient {
     /// `POST /oauth/token` with the client credentials, form-urlencoded (no scope, no
     /// audience, as Froomle's current documentation asks).
     async fn fetch_token(&self) -> Result<Fetched, CallError> {
-        let url = self.http.url("/oauth/token");
+        let url = self.http.url("/oauth/token")?;
         let form = SecretString::from(
             url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("grant_type", "client_credentials")
@@ -133,7 +133,7 @@ impl FroomleClient {
             .send(
                 "token",
                 |http| {
-                    http.post(&url)
+                    http.post(url.clone())
                         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                         .header(ACCEPT, "application/json")
                         .body(form.expose_secret().to_owned())
@@ -167,7 +167,7 @@ impl FroomleClient {
     /// POSTs `body` (JSON) to `path` with the bearer token. A 401 drops the token and the call
     /// is retried once with a fresh one; a second 401 is a permanent error (bad credentials).
     async fn authorized(&self, operation: &'static str, path: &str, body: Vec<u8>) -> Result<Reply, CallError> {
-        let url = self.http.url(path);
+        let url = self.http.url(path)?;
         let mut refreshed = false;
         loop {
             let token = self.token().await?;
@@ -177,7 +177,7 @@ impl FroomleClient {
                 .send(
                     operation,
                     |http| {
-                        http.post(&url)
+                        http.post(url.clone())
                             .bearer_auth(token.expose())
                             .header(CONTENT_TYPE, "application/json")
                             .header(ACCEPT, "application/json")

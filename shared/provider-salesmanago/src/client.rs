@@ -256,7 +256,7 @@ impl SalesmanagoClient {
         path: &str,
         payload: &Map<String, Value>,
     ) -> Result<Answer, CallError> {
-        let url = self.http.url(path);
+        let url = self.http.url(path)?;
         let reply: Reply = self
             .http
             .send(
@@ -271,7 +271,7 @@ impl SalesmanagoClient {
                         sha,
                         owner: &self.config.owner,
                     };
-                    http.request(Method::POST, &url)
+                    http.request(Method::POST, url.clone())
                         .header(reqwest::header::ACCEPT, "application/json")
                         .header(reqwest::header::CONTENT_TYPE, "application/json;charset=UTF-8")
                         .body(signed_body(payload, &auth))

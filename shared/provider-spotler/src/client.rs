@@ -268,8 +268,7 @@ impl SpotlerClient {
         body: Option<Vec<u8>>,
         on_error: impl Fn(&ErrorReply, Class) -> CallError,
     ) -> Result<api_client::Reply, CallError> {
-        let url = url::Url::parse(&self.http.url(path))
-            .map_err(|e| CallError::Permanent(format!("spotler {operation}: bad URL: {e}")))?;
+        let url = self.http.url(path)?;
         // Each try is signed afresh (new nonce and timestamp); the JSON body is not signed.
         let sign = |request: reqwest::RequestBuilder| {
             let nonce = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());

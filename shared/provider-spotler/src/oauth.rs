@@ -12,20 +12,43 @@ const ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_
 
 /// Percent-encodes per RFC 5849 section 3.6.
 pub fn encode(value: &str) -> String {
-    utf8_percent_encode(value, ENCODE).to_string()
+    let mut out = String::with_capacity(value.len());
+    push_encoded(&mut out, value);
+    out
 }
 
-/// The signature base string: `METHOD&enc(base_url)&enc(sorted params)`.
-pub fn base_string(method: &str, base_url: &str, params: &[(String, String)]) -> String {
-    let mut pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (encode(k), encode(v))).collect();
-    pairs.sort();
-    let normalized: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!(
-        "{}&{}&{}",
-        method.to_ascii_uppercase(),
-        encode(base_url),
-        encode(&normalized.join("&"))
-    )
+/// Appends `value` percent-encoded per RFC 5849 section 3.6 (no intermediate strings: this runs
+/// for every parameter of every Spotler call).
+fn push_encoded(out: &mut String, value: &str) {
+    out.extend(utf8_percent_encode(value, ENCODE));
+}
+
+/// The signature base string: `METHOD&enc(base_url)&enc(sorted params)`, where the parameters
+/// are encoded, sorted by encoded name then value, and joined as `k=v&k=v` (section 3.4.1).
+pub fn base_string<K: AsRef<str>, V: AsRef<str>>(method: &str, base_url: &str, params: &[(K, V)]) -> String {
+    let mut pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (encode(k.as_ref()), encode(v.as_ref())))
+        .collect();
+    pairs.sort_unstable();
+    let mut base = String::with_capacity(
+        64 + base_url.len() * 2 + pairs.iter().map(|(k, v)| 2 * (k.len() + v.len()) + 6).sum::<usize>(),
+    );
+    base.push_str(&method.to_ascii_uppercase());
+    base.push('&');
+    push_encoded(&mut base, base_url);
+    base.push('&');
+    // `enc(k1=v1&k2=v2)` written directly: `=` and `&` encode to `%3D` and `%26`, and the
+    // already encoded names and values are encoded a second time.
+    for (index, (k, v)) in pairs.iter().enumerate() {
+        if index > 0 {
+            base.push_str("%26");
+        }
+        push_encoded(&mut base, k);
+        base.push_str("%3D");
+        push_encoded(&mut base, v);
+    }
+    base
 }
 
 /// HMAC-SHA1 of `base` with key `enc(consumer_secret)&enc(token_secret)`, base64.
@@ -49,22 +72,33 @@ pub fn authorization(
     nonce: &str,
     timestamp: i64,
 ) -> String {
-    let mut oauth = vec![
-        ("oauth_consumer_key".to_owned(), consumer_key.to_owned()),
-        ("oauth_nonce".to_owned(), nonce.to_owned()),
-        ("oauth_signature_method".to_owned(), "HMAC-SHA1".to_owned()),
-        ("oauth_timestamp".to_owned(), timestamp.to_string()),
-        ("oauth_version".to_owned(), "1.0".to_owned()),
+    let timestamp = timestamp.to_string();
+    let oauth = [
+        ("oauth_consumer_key", consumer_key),
+        ("oauth_nonce", nonce),
+        ("oauth_signature_method", "HMAC-SHA1"),
+        ("oauth_timestamp", timestamp.as_str()),
+        ("oauth_version", "1.0"),
     ];
-    let mut params = oauth.clone();
-    params.extend(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())));
-    let mut base_url = url.clone();
-    base_url.set_query(None);
-    base_url.set_fragment(None);
-    let signature = sign(&base_string(method, base_url.as_str(), &params), consumer_secret, "");
-    oauth.push(("oauth_signature".to_owned(), signature));
-    let fields: Vec<String> = oauth.iter().map(|(k, v)| format!("{k}=\"{}\"", encode(v))).collect();
-    format!("OAuth {}", fields.join(", "))
+    let query: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> = url.query_pairs().collect();
+    let mut params: Vec<(&str, &str)> = Vec::with_capacity(oauth.len() + query.len());
+    params.extend(oauth);
+    params.extend(query.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+    // The base URL is the URL without query and fragment (section 3.4.1.2).
+    let base_url = &url[..url::Position::AfterPath];
+    let signature = sign(&base_string(method, base_url, &params), consumer_secret, "");
+    let mut header = String::with_capacity(256);
+    header.push_str("OAuth ");
+    for (name, value) in oauth.iter().copied().chain([("oauth_signature", signature.as_str())]) {
+        if header.len() > "OAuth ".len() {
+            header.push_str(", ");
+        }
+        header.push_str(name);
+        header.push_str("=\"");
+        push_encoded(&mut header, value);
+        header.push('"');
+    }
+    header
 }
 
 #[cfg(test)]

@@ -77,12 +77,12 @@ impl VoucherifyIntegrationClient {
     async fn post(&self, operation: &'static str, path: &str, items: Vec<Value>) -> Result<(), CallError> {
         let body = serde_json::to_vec(&items)
             .map_err(|e| CallError::Permanent(format!("{INTEGRATION_PROVIDER} {operation}: cannot encode: {e}")))?;
-        let url = self.http.url(path);
+        let url = self.http.url(path)?;
         self.http
             .send(
                 operation,
                 |http| {
-                    http.post(&url)
+                    http.post(url.clone())
                         .header("application-id", self.config.application_id.expose_secret())
                         .header("secret-key", self.config.secret_key.expose_secret())
                         .header(reqwest::header::ACCEPT, "application/json")

@@ -79,6 +79,9 @@ pub struct WorkerSpec {
     pub max_hold: Duration,
 }
 
+/// How long a session's end waits for the last acks to be written.
+const ACK_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
+
 /// Default delay tiers.
 pub const DEFAULT_TIERS: &str = "1s,10s,1m,10m,1h";
 
@@ -354,9 +357,16 @@ async fn session<H: Handler>(
             }
         }
     }
-    // Acks what finished before the channel closes; the rest goes back to the queue.
-    settler.finish().await;
-    let _settled = settling.await;
+    // Acks what finished before the channel closes; the rest goes back to the queue. Bounded:
+    // on a channel that died without telling, an ack could wait for nothing.
+    let flushed = tokio::time::timeout(ACK_FLUSH_DEADLINE, settler.finish()).await;
+    if flushed.is_err() {
+        warn!(
+            worker,
+            "Acks not flushed in time; the broker redelivers what they covered."
+        );
+    }
+    settling.abort();
     close(&consume_conn).await;
     close(&publish_conn).await;
     Ok(end)

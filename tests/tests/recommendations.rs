@@ -293,6 +293,38 @@ async fn a_redelivered_tracking_message_sends_nothing_twice() {
     h.finish(&[]).await;
 }
 
+/// A worker killed after Froomle accepted the events and before the ack: the redelivery
+/// reaches a new process, whose in-process record is empty. The ledger in Redis remembers.
+#[tokio::test]
+async fn a_redelivery_after_a_restart_sends_nothing_twice_with_redis() {
+    let mut h = RecommendationsHarness::start("reco-ledger", &[("REDIS_URL", "redis://127.0.0.1:6379/")]).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let body = click("user-2", "1000002", "article-004");
+    h.publish_as("recommendation.tracked", &id, None, &body).await;
+    wait_for(T, || async {
+        (h.sandbox.state.froomle_events().len() >= 2).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("the first delivery sent nothing"));
+    wait_for(T, || async { (h.work_depth().await == 0).then_some(()) })
+        .await
+        .unwrap_or_else(|| panic!("the first delivery was not settled"));
+
+    // A new process (empty in-process record) gets the same message again.
+    assert!(matches!(h.stop_worker().await, Some(Ok(()))), "graceful stop");
+    h.start_worker();
+    h.publish_as("recommendation.tracked", &id, None, &body).await;
+    let duplicates = &[("type", "recommendation.tracked"), ("outcome", "duplicate")];
+    wait_for(T, || async {
+        (h.metric("switchyard_recommendation_outcomes_total", duplicates) >= 1.0).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("the restarted worker did not recognise the message"));
+    assert_eq!(h.sandbox.state.froomle_events().len(), 2, "nothing sent twice");
+    assert!(h.dead_letters().await.is_empty());
+    h.finish(&[]).await;
+}
+
 #[tokio::test]
 async fn a_failed_events_call_is_retried_and_then_sent_once() {
     let h = RecommendationsHarness::start("reco-retry", &[]).await;

@@ -83,12 +83,21 @@ impl Common {
     /// The Redis key prefix of shared rate budgets: `switchyard:<namespace>:budget`. Every
     /// worker calling the same provider account shares the budget under it.
     pub fn budget_key_prefix(&self) -> String {
-        let namespace = if self.mq.namespace.is_empty() {
+        format!("switchyard:{}:budget", self.key_namespace())
+    }
+
+    /// The Redis key prefix of a worker's processed-effect ledger:
+    /// `switchyard:<namespace>:ledger:<worker>`.
+    pub fn ledger_prefix(&self, worker: &str) -> String {
+        format!("switchyard:{}:ledger:{worker}", self.key_namespace())
+    }
+
+    fn key_namespace(&self) -> &str {
+        if self.mq.namespace.is_empty() {
             "default"
         } else {
             &self.mq.namespace
-        };
-        format!("switchyard:{namespace}:budget")
+        }
     }
 
     /// The longest a provider call may wait for its rate budget before the message parks:

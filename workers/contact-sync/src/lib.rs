@@ -150,13 +150,9 @@ pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunErr
         }
         None => None,
     };
-    let namespace = match config.common.mq.namespace.as_str() {
-        "" => "default",
-        namespace => namespace,
-    };
     let ledger = ledger::Ledger::from_url(
         config.common.redis_url.as_deref(),
-        &format!("switchyard:{namespace}:ledger:{}", config::WORKER),
+        &config.common.ledger_prefix(config::WORKER),
     )
     .map_err(RunError::Setup)?;
     Ok(ContactSync {

@@ -60,14 +60,20 @@ impl RecommendationMetrics {
 pub struct RecommendationsWorker {
     /// The Froomle client.
     pub froomle: FroomleClient,
-    /// Tracking messages whose events Froomle already accepted.
+    /// Tracking messages whose events Froomle already accepted, in this process (it also keeps
+    /// two deliveries of one message handled at once from both sending).
     pub processed: Processed,
+    /// The same across replicas and restarts (Redis with `REDIS_URL`): a worker killed after
+    /// Froomle accepted the events and before the ack does not send them again on redelivery.
+    pub ledger: ledger::Ledger,
     /// Counters.
     pub metrics: RecommendationMetrics,
 }
 
 const REQUESTED: &str = "recommendation.requested";
 const TRACKED: &str = "recommendation.tracked";
+/// The ledger effect of a tracking message: its events accepted by Froomle.
+const FROOMLE_EVENTS: &str = "froomle_events";
 
 impl Handler for RecommendationsWorker {
     async fn handle(&self, message: Incoming) -> Outcome {
@@ -165,8 +171,18 @@ impl RecommendationsWorker {
                 );
             }
         };
+        if self.ledger.is_done(&message.message_id, FROOMLE_EVENTS).await {
+            guard.done();
+            info!(
+                message_id = %message.message_id,
+                "Tracking events of this message were sent before a restart; not sending them again."
+            );
+            self.metrics.count(TRACKED, "duplicate");
+            return Outcome::default();
+        }
         match self.froomle.events(&tracked.environment, &events).await {
             Ok(()) => {
+                self.ledger.mark_done(&message.message_id, FROOMLE_EVENTS).await;
                 guard.done();
                 self.metrics.count(TRACKED, "sent");
                 debug!(events = events.len(), "Tracking events sent to Froomle.");

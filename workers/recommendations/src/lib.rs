@@ -53,9 +53,16 @@ pub fn build(config: &Config, registry: &Registry) -> Result<RecommendationsWork
     )
     .map_err(RunError::Setup)?
     .shared_if(redis.as_ref(), &config.common.budget_key_prefix());
+    let ledger = ledger::Ledger::from_url(
+        config.common.redis_url.as_deref(),
+        &config.common.ledger_prefix("recommendations"),
+    )
+    .map_err(RunError::Setup)?
+    .with_retention(config.processed_ttl);
     Ok(RecommendationsWorker {
         froomle: FroomleClient::new(http, config.froomle.clone()),
         processed: Processed::new(config.processed_ttl, config.processed_capacity),
+        ledger,
         metrics: RecommendationMetrics::register(registry).map_err(setup)?,
     })
 }

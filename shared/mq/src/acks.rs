@@ -32,6 +32,9 @@ use tracing::warn;
 /// `multiple` ack covers them all, before it is acked on its own.
 pub const LINGER: Duration = Duration::from_millis(10);
 
+/// The most events applied before the acks they allow are sent.
+const MAX_EVENTS_PER_ROUND: usize = 1024;
+
 enum Event {
     Delivered(u64),
     Ack(u64, Acker),
@@ -178,9 +181,12 @@ async fn settle(mut events: mpsc::UnboundedReceiver<Event>) {
         };
         let Some(event) = event else { break };
         let mut finish = None;
-        // Everything already queued is applied before acking, so one ack covers it all.
+        // What is already queued (up to a bound, so acks go out under any load) is applied
+        // before acking, so one ack covers it all.
         let mut next = Some(event);
+        let mut applied = 0;
         while let Some(event) = next {
+            applied += 1;
             match event {
                 Event::Delivered(tag) => ledger.apply_delivered(tag),
                 Event::Ack(tag, acker) => ledger.apply_finished(tag, acker, Instant::now()),
@@ -196,7 +202,11 @@ async fn settle(mut events: mpsc::UnboundedReceiver<Event>) {
                 }
                 Event::Finish(done) => finish = Some(done),
             }
-            next = events.try_recv().ok();
+            next = if applied < MAX_EVENTS_PER_ROUND {
+                events.try_recv().ok()
+            } else {
+                None
+            };
         }
         match finish {
             Some(done) => {

@@ -26,6 +26,10 @@ async fn row_17_crash_inducing_poison_message() {
             ("SWITCHYARD_PREFETCH", "4"),
             // One Spotler call per contact, so the poison's call carries only the poison.
             ("CONTACT_SYNC_BULK", "false"),
+            // Spotler's default 10/s would keep the poison's neighbours waiting for budget past
+            // the kill 300 ms later: returned with it five times, an innocent one then hit the
+            // delivery limit too (a second `poison` dead letter in one of three runs).
+            ("SPOTLER_RATE", "200/s"),
         ],
     )
     .await;

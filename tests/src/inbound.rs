@@ -255,7 +255,7 @@ impl InboundHarness {
 
     /// A counter value from the running app's registry (sum over matching label sets).
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        metric(&self.registry, name, labels)
+        crate::registry_metric(&self.registry, name, labels)
     }
 
     /// Stops the app, deletes the namespace, its Redis keys and its cursor files.
@@ -266,25 +266,6 @@ impl InboundHarness {
         let _files = tokio::fs::remove_dir_all(&self.state_dir).await;
         delete_redis_keys(&format!("switchyard:{}:*", self.namespace)).await;
     }
-}
-
-/// A counter or gauge value from `registry` (sum over matching label sets).
-pub fn metric(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let mut total = 0.0;
-    for family in registry.gather() {
-        if family.name() != name {
-            continue;
-        }
-        for metric in family.get_metric() {
-            let matches = labels
-                .iter()
-                .all(|(k, v)| metric.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
-            if matches {
-                total += metric.get_counter().get_value() + metric.get_gauge().get_value();
-            }
-        }
-    }
-    total
 }
 
 /// Deletes every Redis key matching `pattern` (test namespaces only).

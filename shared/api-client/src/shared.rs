@@ -86,6 +86,11 @@ pub enum Decision {
 /// How long one Redis round trip may take before the replica falls back to its own share.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// [`connect_lazy`] when `REDIS_URL` is set (`None` keeps shared state in the process).
+pub fn connect_optional(url: Option<&str>) -> Result<Option<ConnectionManager>, String> {
+    url.map(connect_lazy).transpose()
+}
+
 /// A lazily connecting, self-reconnecting Redis connection for budgets (and other shared state).
 pub fn connect_lazy(url: &str) -> Result<ConnectionManager, String> {
     let client = redis::Client::open(url).map_err(|e| format!("invalid REDIS_URL: {e}"))?;

@@ -57,13 +57,7 @@ pub fn build(config: &Config, registry: &Registry) -> Result<ContactSync, RunErr
     let http_metrics = HttpMetrics::register(registry).map_err(setup)?;
     let max_wait = config.common.max_budget_wait();
     let replicas = config.common.replicas;
-    let redis = config
-        .common
-        .redis_url
-        .as_deref()
-        .map(api_client::shared::connect_lazy)
-        .transpose()
-        .map_err(RunError::Setup)?;
+    let redis = api_client::shared::connect_optional(config.common.redis_url.as_deref()).map_err(RunError::Setup)?;
     let budget_key = config.common.budget_key_prefix();
     let http = |label: &'static str, base_url: &url::Url, limits: &settings::ProviderLimits| {
         ProviderClient::new(

@@ -129,12 +129,7 @@ fn build_poller(
     registry: &Registry,
 ) -> Result<Poller, RunError> {
     let common = &config.common;
-    let redis = common
-        .redis_url
-        .as_deref()
-        .map(api_client::shared::connect_lazy)
-        .transpose()
-        .map_err(setup)?;
+    let redis = api_client::shared::connect_optional(common.redis_url.as_deref()).map_err(setup)?;
     let http = ProviderClient::new(
         "spotler",
         pull.base_url.clone(),

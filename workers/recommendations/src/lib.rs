@@ -36,13 +36,7 @@ use crate::processed::Processed;
 pub fn build(config: &Config, registry: &Registry) -> Result<RecommendationsWorker, RunError> {
     let setup = |e: prometheus::Error| RunError::Setup(e.to_string());
     let http_metrics = HttpMetrics::register(registry).map_err(setup)?;
-    let redis = config
-        .common
-        .redis_url
-        .as_deref()
-        .map(api_client::shared::connect_lazy)
-        .transpose()
-        .map_err(RunError::Setup)?;
+    let redis = api_client::shared::connect_optional(config.common.redis_url.as_deref()).map_err(RunError::Setup)?;
     let http = ProviderClient::new(
         "froomle",
         config.froomle_base_url.clone(),

@@ -41,13 +41,7 @@ pub fn build(config: &Config, registry: &Registry) -> Result<VoucherEvents, RunE
     let max_wait = config.common.max_budget_wait();
     let replicas = config.common.replicas;
     // With REDIS_URL every replica draws from one budget per provider account.
-    let redis = config
-        .common
-        .redis_url
-        .as_deref()
-        .map(api_client::shared::connect_lazy)
-        .transpose()
-        .map_err(RunError::Setup)?;
+    let redis = api_client::shared::connect_optional(config.common.redis_url.as_deref()).map_err(RunError::Setup)?;
     let budget_key = config.common.budget_key_prefix();
     let http = |label: &'static str, endpoint_url: &url::Url, limits: &settings::ProviderLimits| {
         ProviderClient::new(

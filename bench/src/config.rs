@@ -19,8 +19,10 @@ use settings::{ConfigError, ExposeSecret, MqConfig, Strings};
 pub(crate) enum Scenario {
     /// The lapin relay and raw publish floor.
     Floor,
-    /// Worker end-to-end throughput (one and two destinations).
+    /// contact-sync end-to-end throughput (one and two destinations, bulk).
     Worker,
+    /// End-to-end throughput of loyalty-events, voucher-events and recommendations.
+    Workers,
     /// Concurrency efficiency with 50 ms provider latency.
     Concurrency,
     /// Added latency at half the max rate (and idle memory).
@@ -33,9 +35,10 @@ pub(crate) enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub(crate) const ALL: [Scenario; 6] = [
+    pub(crate) const ALL: [Scenario; 7] = [
         Scenario::Floor,
         Scenario::Worker,
+        Scenario::Workers,
         Scenario::Concurrency,
         Scenario::Latency,
         Scenario::Memory,
@@ -47,6 +50,7 @@ impl Scenario {
         match self {
             Scenario::Floor => "floor",
             Scenario::Worker => "worker",
+            Scenario::Workers => "workers",
             Scenario::Concurrency => "concurrency",
             Scenario::Latency => "latency",
             Scenario::Memory => "memory",

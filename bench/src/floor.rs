@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::amqp;
 
 /// The routing key the relay publishes its results with (the observer queue is bound to it).
-pub(crate) const RESULT_KIND: &str = "contact.synced";
+pub(crate) const RESULT_KIND: &str = crate::harness::CONTACT_SYNCED;
 
 /// A running relay; dropping it without [`Relay::stop`] leaves its connections to the broker.
 #[derive(Debug)]

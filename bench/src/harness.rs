@@ -128,8 +128,10 @@ impl Namespace {
 /// binaries), so it names their queues and routing keys itself instead of linking their code;
 /// a drifted name fails loudly (no results, or a topology mismatch at the worker's start).
 pub(crate) const CONTACT_SYNC: &str = "contact-sync";
+/// contact-sync's result type.
+pub(crate) const CONTACT_SYNCED: &str = "contact.synced";
 /// The message types contact-sync consumes that the bench declares for it.
-const CONTACT_SYNC_KEYS: &[&str] = &["contact.changed", "contact.deleted", "contact.deactivated"];
+pub(crate) const CONTACT_SYNC_KEYS: &[&str] = &["contact.changed", "contact.deleted", "contact.deactivated"];
 
 /// A worker's topology with the default tiers and delivery limit, as the worker declares it.
 pub(crate) fn topology(worker: &str, routing_keys: &[&str]) -> Result<WorkerTopology> {
@@ -171,34 +173,46 @@ pub(crate) fn contact_sync_env(bench: &Bench, namespace: &str, run: ContactSyncR
     let sandbox = &bench.sandbox;
     let mapping = bench.config.workspace.join("config/field-mapping.toml");
     let concurrency = run.concurrency.to_string();
+    let mut env = base_env(bench, namespace);
+    env.extend(
+        [
+            ("SWITCHYARD_PREFETCH", run.prefetch.to_string()),
+            ("CONTACT_SYNC_DESTINATIONS", run.destinations.to_owned()),
+            ("CONTACT_SYNC_MAPPING", mapping.display().to_string()),
+            ("CONTACT_SYNC_BULK", run.bulk.to_string()),
+            ("SPOTLER_BASE_URL", sandbox.spotler_base_url()),
+            (
+                "SPOTLER_CONSUMER_KEY",
+                switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_KEY.to_owned(),
+            ),
+            (
+                "SPOTLER_CONSUMER_SECRET",
+                switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_SECRET.to_owned(),
+            ),
+            ("SPOTLER_RATE", "1000000/s".to_owned()),
+            ("SPOTLER_BURST", "1000".to_owned()),
+            ("SPOTLER_CONCURRENCY", concurrency.clone()),
+            ("ECOMAIL_BASE_URL", sandbox.ecomail_base_url()),
+            (
+                "ECOMAIL_API_KEY",
+                switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned(),
+            ),
+            ("ECOMAIL_LIST_ID", "1".to_owned()),
+            ("ECOMAIL_RATE", "1000000/s".to_owned()),
+            ("ECOMAIL_BURST", "1000".to_owned()),
+            ("ECOMAIL_CONCURRENCY", concurrency),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    env
+}
+
+/// What every worker runs with in a scenario: the broker and namespace, metrics on a free
+/// port, and the documented production log settings (`info`, JSON).
+pub(crate) fn base_env(bench: &Bench, namespace: &str) -> BTreeMap<String, String> {
     [
         ("AMQP_URL", bench.config.amqp_url().to_owned()),
         ("SWITCHYARD_NAMESPACE", namespace.to_owned()),
-        ("SWITCHYARD_PREFETCH", run.prefetch.to_string()),
-        ("CONTACT_SYNC_DESTINATIONS", run.destinations.to_owned()),
-        ("CONTACT_SYNC_MAPPING", mapping.display().to_string()),
-        ("CONTACT_SYNC_BULK", run.bulk.to_string()),
-        ("SPOTLER_BASE_URL", sandbox.spotler_base_url()),
-        (
-            "SPOTLER_CONSUMER_KEY",
-            switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_KEY.to_owned(),
-        ),
-        (
-            "SPOTLER_CONSUMER_SECRET",
-            switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_SECRET.to_owned(),
-        ),
-        ("SPOTLER_RATE", "1000000/s".to_owned()),
-        ("SPOTLER_BURST", "1000".to_owned()),
-        ("SPOTLER_CONCURRENCY", concurrency.clone()),
-        ("ECOMAIL_BASE_URL", sandbox.ecomail_base_url()),
-        (
-            "ECOMAIL_API_KEY",
-            switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned(),
-        ),
-        ("ECOMAIL_LIST_ID", "1".to_owned()),
-        ("ECOMAIL_RATE", "1000000/s".to_owned()),
-        ("ECOMAIL_BURST", "1000".to_owned()),
-        ("ECOMAIL_CONCURRENCY", concurrency),
         ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
         ("LOG_FORMAT", "json".to_owned()),
         ("RUST_LOG", "info".to_owned()),
@@ -245,6 +259,23 @@ pub(crate) struct Drained {
     pub(crate) cpu_us_per_message: f64,
     /// The local broker's CPU time per input message, in µs (`None` when it runs elsewhere).
     pub(crate) broker_us_per_message: Option<f64>,
+    /// The bench process's CPU time per input message, in µs: mostly the sandbox answering
+    /// the provider calls, plus the observer counting results.
+    pub(crate) bench_us_per_message: Option<f64>,
+}
+
+/// The worker a backlog is drained by, driven as a black box: its release binary, its
+/// environment, and the results it publishes per input message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Drive<'a> {
+    /// Binary and queue name.
+    pub(crate) worker: &'a str,
+    /// The environment it runs with.
+    pub(crate) env: &'a BTreeMap<String, String>,
+    /// Routing keys of its results (the observer queue is bound to them).
+    pub(crate) results: &'a [&'a str],
+    /// Results per input message (one per destination, for contact-sync).
+    pub(crate) results_per_message: usize,
 }
 
 /// Publishes `backlog` messages made by `make`, then starts the worker and times the
@@ -253,18 +284,18 @@ pub(crate) async fn drain_backlog(
     bench: &Bench,
     namespace: &mut Namespace,
     label: &str,
-    env: &BTreeMap<String, String>,
+    drive: Drive<'_>,
     backlog: usize,
-    results_per_message: usize,
     make: impl Fn(usize) -> Message,
 ) -> Result<Drained> {
-    let observer = namespace.observer(&["contact.synced"]).await?;
+    let observer = namespace.observer(drive.results).await?;
     namespace.publish_backlog((0..backlog).map(make)).await?;
-    println!("  {label}: {backlog} messages queued; starting contact-sync");
+    println!("  {label}: {backlog} messages queued; starting {}", drive.worker);
     let started = Instant::now();
     let broker_before = process::broker_cpu_seconds();
-    let mut worker = WorkerProcess::start(label, &bench.binary(CONTACT_SYNC), env, &bench.log_path(label))?;
-    let want = backlog * results_per_message;
+    let bench_before = process::own_cpu_seconds();
+    let mut worker = WorkerProcess::start(label, &bench.binary(drive.worker), drive.env, &bench.log_path(label))?;
+    let want = backlog * drive.results_per_message;
     let timeout = Duration::from_secs(120) + Duration::from_secs_f64(want as f64 / 500.0);
     let complete = observer.wait_for(want, timeout).await;
     worker.check_alive()?;
@@ -272,6 +303,9 @@ pub(crate) async fn drain_backlog(
     let cpu_seconds = worker.cpu_seconds()?;
     let broker_seconds = process::broker_cpu_seconds()
         .zip(broker_before)
+        .map(|(after, before)| after - before);
+    let bench_seconds = process::own_cpu_seconds()
+        .zip(bench_before)
         .map(|(after, before)| after - before);
     worker.stop(Duration::from_secs(20)).await?;
     let seen = observer.take();
@@ -283,10 +317,10 @@ pub(crate) async fn drain_backlog(
             bench.log_path(label).display()
         );
     }
-    let dead_letters = namespace.dead_letters(CONTACT_SYNC).await?;
+    let dead_letters = namespace.dead_letters(drive.worker).await?;
     let mut arrivals: Vec<Instant> = seen.iter().map(|s| s.at).collect();
     arrivals.sort_unstable();
-    let per = results_per_message as f64;
+    let per = drive.results_per_message as f64;
     let rate = series::steady_rate(&arrivals).context("too few results to time")? / per;
     Ok(Drained {
         rate,
@@ -295,5 +329,6 @@ pub(crate) async fn drain_backlog(
         dead_letters,
         cpu_us_per_message: cpu_seconds * 1e6 / backlog as f64,
         broker_us_per_message: broker_seconds.map(|s| s * 1e6 / backlog as f64),
+        bench_us_per_message: bench_seconds.map(|s| s * 1e6 / backlog as f64),
     })
 }

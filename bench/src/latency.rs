@@ -109,7 +109,7 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
     bench.sandbox.state.reset();
     let mut namespace = Namespace::create(&bench.config, "latency", vec![harness::contact_sync_topology()?]).await?;
     let result = async {
-        let observer = namespace.observer(&["contact.synced"]).await?;
+        let observer = namespace.observer(&[harness::CONTACT_SYNCED]).await?;
         let env = harness::contact_sync_env(bench, &namespace.name, FAST);
         let mut worker = WorkerProcess::start(
             "latency",

@@ -27,6 +27,7 @@ mod quota;
 mod series;
 mod summary;
 mod throughput;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +89,7 @@ async fn run(config: Config) -> Result<bool> {
         let outcome = match scenario {
             Scenario::Floor => throughput::floor(&bench, &mut summary, &mut plots).await,
             Scenario::Worker => throughput::worker(&bench, &mut summary, &mut plots).await,
+            Scenario::Workers => workers::each(&bench, &mut summary, &mut plots).await,
             Scenario::Concurrency => throughput::concurrency(&bench, &mut summary, &mut plots).await,
             Scenario::Latency => latency::latency(&bench, &mut summary, &mut plots).await,
             Scenario::Memory => throughput::memory(&bench, &mut summary, &mut plots).await,

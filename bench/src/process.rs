@@ -50,6 +50,13 @@ pub(crate) fn broker_cpu_seconds() -> Option<f64> {
     None
 }
 
+/// CPU seconds used so far by this process (the bench, with the sandbox in it).
+pub(crate) fn own_cpu_seconds() -> Option<f64> {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| parse_cpu_seconds(&stat))
+}
+
 /// KiB as MiB.
 pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0

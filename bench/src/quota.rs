@@ -15,7 +15,6 @@
 //!   no window may hold more than the vendor's limit, and still nothing is dead-lettered or lost.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -28,6 +27,7 @@ use crate::harness::{self, Bench, Namespace};
 use crate::process::WorkerProcess;
 use crate::series::{self, Series};
 use crate::summary::{Figure, Summary};
+use crate::workers;
 
 /// Replicas sharing the budget.
 const REPLICAS: usize = 3;
@@ -44,7 +44,6 @@ const LOW_QUOTA: Rate = Rate {
 struct Target {
     worker: &'static str,
     provider: Provider,
-    input: &'static str,
     result: &'static str,
 }
 
@@ -52,89 +51,32 @@ struct Target {
 const VOUCHER_EVENTS: Target = Target {
     worker: "voucher-events",
     provider: Provider::Voucherify,
-    input: "voucher.publish.requested",
     result: "voucher.published",
 };
 
-/// The message types voucher-events consumes.
-const VOUCHER_EVENTS_KEYS: &[&str] = &[
-    "voucher.publish.requested",
-    "voucher.redeemed",
-    "bloomreach.customer.updated",
-    "bloomreach.event.exported",
-];
-
 fn topology(target: Target) -> Result<WorkerTopology> {
-    harness::topology(target.worker, VOUCHER_EVENTS_KEYS)
+    harness::topology(target.worker, workers::VOUCHER_EVENTS_KEYS)
 }
 
 fn message(prefix: &str, index: usize) -> Message {
-    let body = serde_json::json!({
-        "campaign": "Welcome 10",
-        "customer": { "source_id": format!("{prefix}-{index}") },
-    });
-    Message {
-        id: format!("{prefix}-{index}"),
-        kind: VOUCHER_EVENTS.input,
-        body: serde_json::to_vec(&body).unwrap_or_default(),
-    }
+    workers::voucher_publish_requested(prefix, index)
 }
 
 fn env(bench: &Bench, namespace: &str) -> BTreeMap<String, String> {
-    let sandbox = &bench.sandbox;
-    let schema: PathBuf = bench.config.workspace.join("config/voucherify-metadata.toml");
-    [
-        ("AMQP_URL", bench.config.amqp_url().to_owned()),
-        ("SWITCHYARD_NAMESPACE", namespace.to_owned()),
-        ("SWITCHYARD_REPLICAS", REPLICAS.to_string()),
-        // A small prefetch spreads the backlog over every replica instead of the first one
-        // to connect taking most of it.
-        ("SWITCHYARD_PREFETCH", "8".to_owned()),
-        ("REDIS_URL", bench.config.redis_url.clone()),
-        ("VOUCHERIFY_BASE_URL", sandbox.voucherify_base_url()),
-        (
-            "VOUCHERIFY_APP_ID",
-            switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_ID.to_owned(),
-        ),
-        (
-            "VOUCHERIFY_APP_TOKEN",
-            switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_TOKEN.to_owned(),
-        ),
-        ("VOUCHERIFY_RATE", format!("{QUOTA_PER_MIN}/min")),
-        ("VOUCHERIFY_CONCURRENCY", "4".to_owned()),
-        (
-            "VOUCHERIFY_INTEGRATION_BASE_URL",
-            sandbox.voucherify_integration_base_url(),
-        ),
-        (
-            "VOUCHERIFY_INTEGRATION_APP_ID",
-            switchyard_sandbox::DEFAULT_VOUCHERIFY_INTEGRATION_APP_ID.to_owned(),
-        ),
-        (
-            "VOUCHERIFY_INTEGRATION_SECRET_KEY",
-            switchyard_sandbox::DEFAULT_VOUCHERIFY_INTEGRATION_SECRET_KEY.to_owned(),
-        ),
-        ("BLOOMREACH_BASE_URL", sandbox.bloomreach_base_url()),
-        (
-            "BLOOMREACH_PROJECT_TOKEN",
-            switchyard_sandbox::DEFAULT_BLOOMREACH_PROJECT_TOKEN.to_owned(),
-        ),
-        (
-            "BLOOMREACH_API_KEY_ID",
-            switchyard_sandbox::DEFAULT_BLOOMREACH_KEY_ID.to_owned(),
-        ),
-        (
-            "BLOOMREACH_API_SECRET",
-            switchyard_sandbox::DEFAULT_BLOOMREACH_SECRET.to_owned(),
-        ),
-        ("VOUCHERIFY_METADATA_SCHEMA", schema.display().to_string()),
-        ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
-        ("RUST_LOG", "info".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    let mut env = workers::voucher_events_env(bench, namespace);
+    env.extend(
+        [
+            ("SWITCHYARD_REPLICAS", REPLICAS.to_string()),
+            // A small prefetch spreads the backlog over every replica instead of the first one
+            // to connect taking most of it.
+            ("SWITCHYARD_PREFETCH", "8".to_owned()),
+            ("REDIS_URL", bench.config.redis_url.clone()),
+            ("VOUCHERIFY_RATE", format!("{QUOTA_PER_MIN}/min")),
+            ("VOUCHERIFY_CONCURRENCY", "4".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    env
 }
 
 /// What one quota run showed.

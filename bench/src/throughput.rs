@@ -2,14 +2,16 @@
 //! with one and with two destinations, concurrency efficiency against a slow provider, and
 //! memory while draining a large backlog.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use switchyard_sandbox::{Fault, Provider};
 use tokio::time::Instant;
 
+use crate::amqp::Message;
 use crate::floor::{self, Relay};
-use crate::harness::{self, Bench, ContactSyncRun, Drained, FAST, Namespace};
+use crate::harness::{self, Bench, ContactSyncRun, Drained, Drive, FAST, Namespace};
 use crate::process;
 use crate::series::{self, Series};
 use crate::summary::{Figure, Summary};
@@ -82,35 +84,53 @@ pub(crate) async fn floor(bench: &Bench, summary: &mut Summary, plots: &mut Vec<
     result
 }
 
-async fn contact_sync_drain(
+/// A worker and the backlog it drains in a broker namespace of its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Workload<'a> {
+    /// Scenario label (namespace, log file, plot).
+    pub(crate) scenario: &'a str,
+    /// Binary and queue name.
+    pub(crate) worker: &'static str,
+    /// The message types its topology binds.
+    pub(crate) keys: &'static [&'static str],
+    /// Routing keys of its results.
+    pub(crate) results: &'static [&'static str],
+    /// Results per input message.
+    pub(crate) results_per_message: usize,
+    /// Messages queued before the worker starts.
+    pub(crate) backlog: usize,
+}
+
+/// Drains `load.backlog` messages made by `make` with the worker run in the environment `env`
+/// makes for the namespace, against the sandbox as the caller left it; prints the rate and the
+/// CPU each party spent per message.
+pub(crate) async fn drain(
     bench: &Bench,
-    scenario: &str,
-    run: ContactSyncRun,
-    backlog: usize,
-    results_per_message: usize,
+    load: Workload<'_>,
+    env: impl FnOnce(&str) -> BTreeMap<String, String>,
+    make: impl Fn(usize) -> Message,
 ) -> Result<Drained> {
-    bench.sandbox.state.reset();
-    let mut namespace = Namespace::create(&bench.config, scenario, vec![harness::contact_sync_topology()?]).await?;
-    let env = harness::contact_sync_env(bench, &namespace.name, run);
-    let drained = harness::drain_backlog(
-        bench,
-        &mut namespace,
-        scenario,
-        &env,
-        backlog,
-        results_per_message,
-        |i| harness::contact_changed(scenario, i),
-    )
-    .await;
+    let scenario = load.scenario;
+    let topology = harness::topology(load.worker, load.keys)?;
+    let mut namespace = Namespace::create(&bench.config, scenario, vec![topology]).await?;
+    let env = env(&namespace.name);
+    let drive = Drive {
+        worker: load.worker,
+        env: &env,
+        results: load.results,
+        results_per_message: load.results_per_message,
+    };
+    let drained = harness::drain_backlog(bench, &mut namespace, scenario, drive, load.backlog, make).await;
     namespace.remove().await?;
     let drained = drained?;
+    let us = |value: Option<f64>| value.map_or_else(|| "n/a".to_owned(), |us| format!("{us:.0} µs"));
     println!(
-        "  {scenario}: {:.0} msg/s; CPU per message: worker {:.0} µs, broker {}; worker peak RSS {:.1} MiB",
+        "  {scenario}: {:.0} msg/s; CPU per message: worker {:.0} µs, broker {}, sandbox and bench {}; \
+         worker peak RSS {:.1} MiB",
         drained.rate,
         drained.cpu_us_per_message,
-        drained
-            .broker_us_per_message
-            .map_or_else(|| "n/a".to_owned(), |us| format!("{us:.0} µs")),
+        us(drained.broker_us_per_message),
+        us(drained.bench_us_per_message),
         process::mib(drained.rss.peak_kib)
     );
     if drained.dead_letters > 0 {
@@ -121,6 +141,31 @@ async fn contact_sync_drain(
         );
     }
     Ok(drained)
+}
+
+async fn contact_sync_drain(
+    bench: &Bench,
+    scenario: &str,
+    run: ContactSyncRun,
+    backlog: usize,
+    results_per_message: usize,
+) -> Result<Drained> {
+    let load = Workload {
+        scenario,
+        worker: harness::CONTACT_SYNC,
+        keys: harness::CONTACT_SYNC_KEYS,
+        results: &[harness::CONTACT_SYNCED],
+        results_per_message,
+        backlog,
+    };
+    bench.sandbox.state.reset();
+    drain(
+        bench,
+        load,
+        |namespace| harness::contact_sync_env(bench, namespace, run),
+        |i| harness::contact_changed(scenario, i),
+    )
+    .await
 }
 
 /// contact-sync end to end with Spotler only (one provider call per message: the fair
@@ -194,7 +239,7 @@ pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec
 }
 
 /// Half the measured floor (the reference rate when the floor did not run).
-fn goal_half_floor(summary: &Summary) -> f64 {
+pub(crate) fn goal_half_floor(summary: &Summary) -> f64 {
     let floor = summary
         .get("floor_relay_msgs_per_s")
         .map_or(REFERENCE_RELAY_MSGS_PER_S, |f| f.value);
@@ -225,7 +270,13 @@ pub(crate) async fn concurrency(bench: &Bench, summary: &mut Summary, plots: &mu
         .set_fault(Provider::Spotler, Fault::latency(SLOW_PROVIDER_MS))
         .map_err(anyhow::Error::msg)?;
     let env = harness::contact_sync_env(bench, &namespace.name, run);
-    let drained = harness::drain_backlog(bench, &mut namespace, "concurrency", &env, backlog, 1, |i| {
+    let drive = Drive {
+        worker: harness::CONTACT_SYNC,
+        env: &env,
+        results: &[harness::CONTACT_SYNCED],
+        results_per_message: 1,
+    };
+    let drained = harness::drain_backlog(bench, &mut namespace, "concurrency", drive, backlog, |i| {
         harness::contact_changed("concurrency", i)
     })
     .await;

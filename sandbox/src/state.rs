@@ -17,7 +17,8 @@ use crate::{
     CallRecord, EcomailEvent, EcomailSubscriber, Fault, Provider, SalesmanagoLimitMode, SandboxConfig, SpotlerContact,
     bloomreach::store::BloomreachStore,
     calls::{CallLog, CallStart, PendingCall},
-    ecomail::store::EcomailStore,
+    ecomail::store::{EcomailStore, SubscribeOptions},
+    ecomail::validate::{SubscriberInput, normalize_email},
     faults::FaultPlan,
     froomle::store::FroomleStore,
     limits::{LimitStatus, Limiter, Rate, parse_rate_setting},
@@ -172,6 +173,29 @@ impl Sandbox {
     /// The Ecomail subscriber `email` (case-insensitive) of list `list_id`.
     pub fn ecomail_subscriber(&self, list_id: u64, email: &str) -> Option<EcomailSubscriber> {
         lock(&self.inner.ecomail).get(list_id, email).cloned()
+    }
+
+    /// Adds `emails` to Ecomail list `list_id` as confirmed subscribers, as if they had
+    /// subscribed before (no call is logged): a fixture for runs that update existing
+    /// subscribers. Existing subscribers are left as they are.
+    pub fn seed_ecomail_subscribers(&self, list_id: u64, emails: impl IntoIterator<Item = String>) {
+        let now = rfc3339_millis(now_utc());
+        let options = SubscribeOptions {
+            update_existing: false,
+            skip_confirmation: true,
+            resubscribe: false,
+        };
+        let mut store = lock(&self.inner.ecomail);
+        for email in emails {
+            let input = SubscriberInput {
+                email: Some(normalize_email(&email)),
+                fields: Vec::new(),
+                custom_fields: None,
+                tags: None,
+                groups: None,
+            };
+            store.subscribe(list_id, &input, options, &now);
+        }
     }
 
     /// Every Ecomail subscriber, per list.

@@ -1045,3 +1045,33 @@ async fn unknown_provider_paths_use_the_provider_envelope() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error, json!({"message": "Not Found"}));
 }
+
+#[tokio::test]
+async fn seeded_ecomail_subscribers_can_be_updated_and_no_call_is_logged_for_the_seed() {
+    let h = start().await;
+    h.sandbox
+        .state
+        .seed_ecomail_subscribers(3, ["Seed.One@Example.cz".to_owned(), "seed.two@example.cz".to_owned()]);
+    assert!(h.sandbox.state.calls(Provider::Ecomail).is_empty());
+    let seeded = h.sandbox.state.ecomail_subscriber(3, "seed.one@example.cz").unwrap();
+    assert_eq!(seeded.status, switchyard_sandbox::STATUS_SUBSCRIBED);
+
+    let (status, body) = json_of(
+        h.ecomail(Method::PUT, "/lists/3/update-subscriber")
+            .json(&json!({"email": "seed.two@example.cz", "subscriber_data": {"name": "Two"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        h.sandbox
+            .state
+            .ecomail_subscriber(3, "seed.two@example.cz")
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("Two")
+    );
+}

@@ -1,0 +1,263 @@
+//! End-to-end throughput of the other consuming workers, each against the floor: every worker
+//! pays the same consume → validate → provider call → confirmed result → ack path, but each
+//! with its own payloads, provider adapter and idempotency records.
+//!
+//! Like contact-sync's run, each drains a backlog of distinct messages with prefetch 200 and
+//! the provider's rate and concurrency out of the way (the sandbox enforces no limit here).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::amqp::Message;
+use crate::harness::{self, Bench, Drained};
+use crate::series::{self, Series};
+use crate::summary::{Figure, Summary};
+use crate::throughput::{self, PREFETCH, Workload};
+
+/// Provider settings that keep the worker's own limiter out of the way.
+const UNLIMITED: &str = "1000000/s";
+/// Provider concurrency of the throughput runs (as contact-sync's).
+const CONCURRENCY: &str = "200";
+
+/// loyalty-events' message types.
+const LOYALTY_EVENTS_KEYS: &[&str] = &[
+    "points.changed",
+    "points.expiring",
+    "pin.changed",
+    "loyalty.subscription.changed",
+];
+
+/// voucher-events' message types.
+pub(crate) const VOUCHER_EVENTS_KEYS: &[&str] = &[
+    "voucher.publish.requested",
+    "voucher.redeemed",
+    "bloomreach.customer.updated",
+    "bloomreach.event.exported",
+];
+
+/// recommendations' message types.
+const RECOMMENDATIONS_KEYS: &[&str] = &["recommendation.requested", "recommendation.tracked"];
+
+/// voucher-events' environment with every credential it requires, pointed at the sandbox.
+pub(crate) fn voucher_events_env(bench: &Bench, namespace: &str) -> BTreeMap<String, String> {
+    let sandbox = &bench.sandbox;
+    let schema: PathBuf = bench.config.workspace.join("config/voucherify-metadata.toml");
+    let mut env = harness::base_env(bench, namespace);
+    env.extend(
+        [
+            ("VOUCHERIFY_BASE_URL", sandbox.voucherify_base_url()),
+            (
+                "VOUCHERIFY_APP_ID",
+                switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_ID.to_owned(),
+            ),
+            (
+                "VOUCHERIFY_APP_TOKEN",
+                switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_TOKEN.to_owned(),
+            ),
+            (
+                "VOUCHERIFY_INTEGRATION_BASE_URL",
+                sandbox.voucherify_integration_base_url(),
+            ),
+            (
+                "VOUCHERIFY_INTEGRATION_APP_ID",
+                switchyard_sandbox::DEFAULT_VOUCHERIFY_INTEGRATION_APP_ID.to_owned(),
+            ),
+            (
+                "VOUCHERIFY_INTEGRATION_SECRET_KEY",
+                switchyard_sandbox::DEFAULT_VOUCHERIFY_INTEGRATION_SECRET_KEY.to_owned(),
+            ),
+            ("BLOOMREACH_BASE_URL", sandbox.bloomreach_base_url()),
+            (
+                "BLOOMREACH_PROJECT_TOKEN",
+                switchyard_sandbox::DEFAULT_BLOOMREACH_PROJECT_TOKEN.to_owned(),
+            ),
+            (
+                "BLOOMREACH_API_KEY_ID",
+                switchyard_sandbox::DEFAULT_BLOOMREACH_KEY_ID.to_owned(),
+            ),
+            (
+                "BLOOMREACH_API_SECRET",
+                switchyard_sandbox::DEFAULT_BLOOMREACH_SECRET.to_owned(),
+            ),
+            ("VOUCHERIFY_METADATA_SCHEMA", schema.display().to_string()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    env
+}
+
+/// Adds the throughput settings: prefetch 200 and `provider`'s limiter out of the way.
+fn fast(mut env: BTreeMap<String, String>, provider: &str) -> BTreeMap<String, String> {
+    env.insert("SWITCHYARD_PREFETCH".to_owned(), PREFETCH.to_string());
+    env.insert(format!("{provider}_RATE"), UNLIMITED.to_owned());
+    env.insert(format!("{provider}_BURST"), "1000".to_owned());
+    env.insert(format!("{provider}_CONCURRENCY"), CONCURRENCY.to_owned());
+    env
+}
+
+fn loyalty_events_env(bench: &Bench, namespace: &str) -> BTreeMap<String, String> {
+    let mut env = harness::base_env(bench, namespace);
+    env.extend(
+        [
+            ("ECOMAIL_BASE_URL", bench.sandbox.ecomail_base_url()),
+            (
+                "ECOMAIL_API_KEY",
+                switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned(),
+            ),
+            ("ECOMAIL_LIST_ID", LOYALTY_LIST_ID.to_string()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    fast(env, "ECOMAIL")
+}
+
+fn recommendations_env(bench: &Bench, namespace: &str) -> BTreeMap<String, String> {
+    let mut env = harness::base_env(bench, namespace);
+    env.extend(
+        [
+            ("FROOMLE_BASE_URL", bench.sandbox.froomle_base_url()),
+            (
+                "FROOMLE_CLIENT_ID",
+                switchyard_sandbox::DEFAULT_FROOMLE_CLIENT_ID.to_owned(),
+            ),
+            (
+                "FROOMLE_CLIENT_SECRET",
+                switchyard_sandbox::DEFAULT_FROOMLE_CLIENT_SECRET.to_owned(),
+            ),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    fast(env, "FROOMLE")
+}
+
+fn json_message(id: String, kind: &'static str, body: &serde_json::Value) -> Message {
+    Message {
+        id,
+        kind,
+        body: serde_json::to_vec(body).unwrap_or_default(),
+    }
+}
+
+/// The Ecomail list loyalty-events keeps its fields in.
+const LOYALTY_LIST_ID: u64 = 1;
+
+/// The e-mail of customer `index`.
+fn email(prefix: &str, index: usize) -> String {
+    format!("{prefix}.{index}@example.com")
+}
+
+/// A `points.expiring` inside the notice window, for a distinct customer (an Ecomail field
+/// update and a tracker event each).
+fn points_expiring(prefix: &str, index: usize) -> Message {
+    let body = serde_json::json!({
+        "customer_id": format!("{prefix}-{index}"),
+        "customer_email": email(prefix, index),
+        "points": 300,
+        "expires_on": "2026-12-31",
+        "balance": 1250,
+        "as_of": "2026-12-24T02:00:00+01:00",
+    });
+    json_message(format!("{prefix}-{index}"), "points.expiring", &body)
+}
+
+/// A `voucher.publish.requested` for a distinct customer (one Voucherify publication each).
+pub(crate) fn voucher_publish_requested(prefix: &str, index: usize) -> Message {
+    let body = serde_json::json!({
+        "campaign": "Welcome 10",
+        "customer": { "source_id": format!("{prefix}-{index}") },
+    });
+    json_message(format!("{prefix}-{index}"), "voucher.publish.requested", &body)
+}
+
+/// A `recommendation.requested` for a distinct user (one Froomle request each).
+fn recommendation_requested(prefix: &str, index: usize) -> Message {
+    let body = serde_json::json!({
+        "environment": "bench",
+        "user_id": format!("{prefix}-{index}"),
+        "list_name": "newsletter_top",
+        "list_size": 3,
+        "page_type": "newsletter",
+        "campaign_id": "weekly-2026-47",
+    });
+    json_message(format!("{prefix}-{index}"), "recommendation.requested", &body)
+}
+
+/// Drains one backlog per worker and adds `<worker>_msgs_per_s` and
+/// `throughput_ratio_<worker>` (to the floor relay) for each.
+pub(crate) async fn each(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
+    let backlog = bench.config.sizes.worker;
+    let load = |worker: &'static str, keys, result: &'static [&'static str]| Workload {
+        scenario: worker,
+        worker,
+        keys,
+        results: result,
+        results_per_message: 1,
+        backlog,
+    };
+
+    println!("worker: loyalty-events (points.expiring → Ecomail fields + tracker event), backlog {backlog}");
+    let loyalty = load("loyalty-events", LOYALTY_EVENTS_KEYS, &["loyalty.notified"]);
+    bench.sandbox.state.reset();
+    // The notices update subscribers of the loyalty list, which must exist.
+    bench
+        .sandbox
+        .state
+        .seed_ecomail_subscribers(LOYALTY_LIST_ID, (0..backlog).map(|i| email("loyalty-events", i)));
+    let drained = throughput::drain(
+        bench,
+        loyalty,
+        |ns| loyalty_events_env(bench, ns),
+        |i| points_expiring("loyalty-events", i),
+    )
+    .await?;
+    report(summary, plots, loyalty, drained);
+
+    println!("worker: voucher-events (voucher.publish.requested → Voucherify publication), backlog {backlog}");
+    let vouchers = load("voucher-events", VOUCHER_EVENTS_KEYS, &["voucher.published"]);
+    bench.sandbox.state.reset();
+    let drained = throughput::drain(
+        bench,
+        vouchers,
+        |ns| fast(voucher_events_env(bench, ns), "VOUCHERIFY"),
+        |i| voucher_publish_requested("voucher-events", i),
+    )
+    .await?;
+    report(summary, plots, vouchers, drained);
+
+    println!("worker: recommendations (recommendation.requested → Froomle), backlog {backlog}");
+    let recommendations = load("recommendations", RECOMMENDATIONS_KEYS, &["recommendation.ready"]);
+    bench.sandbox.state.reset();
+    let drained = throughput::drain(
+        bench,
+        recommendations,
+        |ns| recommendations_env(bench, ns),
+        |i| recommendation_requested("recommendations", i),
+    )
+    .await?;
+    report(summary, plots, recommendations, drained);
+    Ok(())
+}
+
+/// The plot and the two figures of one worker's run.
+fn report(summary: &mut Summary, plots: &mut Vec<Series>, load: Workload<'_>, drained: Drained) {
+    let key = load.worker.replace('-', "_");
+    plots.push(Series {
+        name: format!("{} ({} backlog)", load.worker, load.backlog),
+        points: drained.points,
+        steady: drained.rate,
+        reference: series::STEADY,
+        per: series::PER_BUCKET,
+    });
+    summary.add(
+        &format!("{key}_msgs_per_s"),
+        Figure::at_least(drained.rate.round(), throughput::goal_half_floor(summary), "msg/s"),
+    );
+    if let Some(floor) = summary.get("floor_relay_msgs_per_s") {
+        summary.add(
+            &format!("throughput_ratio_{key}"),
+            Figure::at_least(drained.rate / floor.value, 0.5, "ratio"),
+        );
+    }
+}

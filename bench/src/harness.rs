@@ -257,6 +257,10 @@ pub(crate) struct Drained {
     pub(crate) dead_letters: u32,
     /// The worker's CPU time per input message, in µs (robust to a busy machine, unlike rates).
     pub(crate) cpu_us_per_message: f64,
+    /// The part of `cpu_us_per_message` spent in the kernel (system calls), in µs.
+    pub(crate) system_us_per_message: f64,
+    /// The worker's context switches per input message (start-up included).
+    pub(crate) switches_per_message: f64,
     /// The local broker's CPU time per input message, in µs (`None` when it runs elsewhere).
     pub(crate) broker_us_per_message: Option<f64>,
     /// The bench process's CPU time per input message, in µs: mostly the sandbox answering
@@ -300,7 +304,8 @@ pub(crate) async fn drain_backlog(
     let complete = observer.wait_for(want, timeout).await;
     worker.check_alive()?;
     let rss = worker.rss()?;
-    let cpu_seconds = worker.cpu_seconds()?;
+    let cpu = worker.cpu_times()?;
+    let switches = worker.context_switches()?;
     let broker_seconds = process::broker_cpu_seconds()
         .zip(broker_before)
         .map(|(after, before)| after - before);
@@ -327,7 +332,9 @@ pub(crate) async fn drain_backlog(
         points: series::over_time(started, &arrivals, per),
         rss,
         dead_letters,
-        cpu_us_per_message: cpu_seconds * 1e6 / backlog as f64,
+        cpu_us_per_message: (cpu.user + cpu.system) * 1e6 / backlog as f64,
+        system_us_per_message: cpu.system * 1e6 / backlog as f64,
+        switches_per_message: switches as f64 / backlog as f64,
         broker_us_per_message: broker_seconds.map(|s| s * 1e6 / backlog as f64),
         bench_us_per_message: bench_seconds.map(|s| s * 1e6 / backlog as f64),
     })

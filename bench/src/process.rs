@@ -25,13 +25,42 @@ const TICKS_PER_SECOND: f64 = 100.0;
 
 /// CPU time (user + system, all threads) from the text of `/proc/<pid>/stat`.
 pub(crate) fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+    parse_cpu_times(stat).map(|t| t.user + t.system)
+}
+
+/// CPU time of a process, split into user and system (kernel) time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CpuTimes {
+    /// Seconds in user space.
+    pub(crate) user: f64,
+    /// Seconds in the kernel on its behalf (system calls, page faults).
+    pub(crate) system: f64,
+}
+
+/// Parses utime and stime out of `/proc/<pid>/stat`.
+pub(crate) fn parse_cpu_times(stat: &str) -> Option<CpuTimes> {
     // The command name (field 2) may hold spaces; the fields after its `)` are plain.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the `)`.
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / TICKS_PER_SECOND)
+    Some(CpuTimes {
+        user: utime as f64 / TICKS_PER_SECOND,
+        system: stime as f64 / TICKS_PER_SECOND,
+    })
+}
+
+/// The context switches (voluntary: it waited; involuntary: it was preempted) in one
+/// `/proc/<pid>/task/<tid>/status`.
+pub(crate) fn parse_context_switches(status: &str) -> Option<u64> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().parse::<u64>().ok())
+    };
+    Some(field("voluntary_ctxt_switches:")? + field("nonvoluntary_ctxt_switches:")?)
 }
 
 /// CPU seconds used so far by the local RabbitMQ node (the `beam.smp` process), when it runs
@@ -119,11 +148,23 @@ impl WorkerProcess {
         parse_status(&status).with_context(|| format!("no VmRSS/VmHWM in {path}"))
     }
 
-    /// CPU seconds it has used so far.
-    pub(crate) fn cpu_seconds(&self) -> Result<f64> {
+    /// CPU time it has used so far.
+    pub(crate) fn cpu_times(&self) -> Result<CpuTimes> {
         let path = format!("/proc/{}/stat", self.pid);
         let stat = std::fs::read_to_string(&path).with_context(|| format!("{} is not running", self.name))?;
-        parse_cpu_seconds(&stat).with_context(|| format!("no utime/stime in {path}"))
+        parse_cpu_times(&stat).with_context(|| format!("no utime/stime in {path}"))
+    }
+
+    /// Context switches of its live threads so far: a thread goes to sleep and is woken
+    /// for each, so this counts the cross-thread hand-offs a design costs.
+    pub(crate) fn context_switches(&self) -> Result<u64> {
+        let dir = format!("/proc/{}/task", self.pid);
+        let tasks = std::fs::read_dir(&dir).with_context(|| format!("{} is not running", self.name))?;
+        Ok(tasks
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+            .filter_map(|status| parse_context_switches(&status))
+            .sum())
     }
 
     /// Fails if the process has exited.
@@ -189,6 +230,19 @@ mod tests {
         let stat = "4242 (contact sync) S 1 4242 4242 0 -1 4194304 900 0 0 0 250 50 0 0 20 0 6 0 1 0 0";
         assert_eq!(parse_cpu_seconds(stat), Some(3.0));
         assert_eq!(parse_cpu_seconds("garbage"), None);
+    }
+
+    #[test]
+    fn cpu_time_splits_into_user_and_system() {
+        let stat = "4242 (contact sync) S 1 4242 4242 0 -1 4194304 900 0 0 0 250 50 0 0 20 0 6 0 1 0 0";
+        assert_eq!(parse_cpu_times(stat), Some(CpuTimes { user: 2.5, system: 0.5 }));
+    }
+
+    #[test]
+    fn context_switches_add_both_kinds() {
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(parse_context_switches(status), Some(127));
+        assert_eq!(parse_context_switches("Name:\tx\n"), None);
     }
 
     #[test]

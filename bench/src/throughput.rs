@@ -125,10 +125,12 @@ pub(crate) async fn drain(
     let drained = drained?;
     let us = |value: Option<f64>| value.map_or_else(|| "n/a".to_owned(), |us| format!("{us:.0} µs"));
     println!(
-        "  {scenario}: {:.0} msg/s; CPU per message: worker {:.0} µs, broker {}, sandbox and bench {}; \
-         worker peak RSS {:.1} MiB",
+        "  {scenario}: {:.0} msg/s; CPU per message: worker {:.0} µs ({:.0} µs in the kernel, {:.1} context \
+         switches), broker {}, sandbox and bench {}; worker peak RSS {:.1} MiB",
         drained.rate,
         drained.cpu_us_per_message,
+        drained.system_us_per_message,
+        drained.switches_per_message,
         us(drained.broker_us_per_message),
         us(drained.bench_us_per_message),
         process::mib(drained.rss.peak_kib)

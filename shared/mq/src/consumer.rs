@@ -215,6 +215,24 @@ pub async fn run<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), MqError> {
+    // The sessions run as a task of the runtime, not on the thread awaiting `run` (in a
+    // worker's `main`, the thread blocked in `block_on`, outside the runtime's workers): then
+    // a delivery's task starts on the worker thread that received it and its completion wakes
+    // nobody else, instead of a wake-up of the main thread for every delivery and every
+    // finished task.
+    match tokio::spawn(sessions(context, handler, shutdown)).await {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        // Cancelled: the runtime is shutting down.
+        Err(_) => Ok(()),
+    }
+}
+
+async fn sessions<H: Handler>(
+    context: Context,
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), MqError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;

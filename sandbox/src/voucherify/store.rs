@@ -7,7 +7,7 @@
 //! into Voucherify responses. Metadata schema checks live here too, because both layers use
 //! them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -157,6 +157,11 @@ pub(crate) struct IntegrationCall {
 }
 
 /// The Voucherify store.
+///
+/// The `Vec`s hold the data in creation order (the listing order) and are the source of
+/// truth; the maps and sets after them index the `Vec`s so that a call costs O(1) or
+/// O(log n) instead of a scan. They are updated wherever an indexed field changes: a push, a
+/// customer's first `source_id`, a voucher's holder.
 #[derive(Debug)]
 pub(crate) struct VoucherifyStore {
     customers: Vec<Customer>,
@@ -165,6 +170,20 @@ pub(crate) struct VoucherifyStore {
     publications: Vec<Publication>,
     events: Vec<CustomEvent>,
     integration_calls: Vec<IntegrationCall>,
+    /// Customer id → index of the first customer with it.
+    customer_by_id: HashMap<String, usize>,
+    /// Customer `source_id` → index of the first customer with it. Several customers can
+    /// share one: an upsert by `id` gives a customer without a `source_id` the requested one.
+    customer_by_source_id: HashMap<String, usize>,
+    /// Voucher code → index of the voucher (codes are unique).
+    voucher_by_code: HashMap<String, usize>,
+    /// Campaign id → indices of its vouchers without a holder, lowest first.
+    free_vouchers: HashMap<String, BTreeSet<usize>>,
+    /// Publication `source_id` → index of the publication (a reused one is refused, so they
+    /// are unique).
+    publication_by_source_id: HashMap<String, usize>,
+    /// (customer id, campaign id) → index of the customer's first publication of the campaign.
+    first_publication: HashMap<(String, String), usize>,
 }
 
 impl VoucherifyStore {
@@ -193,6 +212,12 @@ impl VoucherifyStore {
             publications: Vec::new(),
             events: Vec::new(),
             integration_calls: Vec::new(),
+            customer_by_id: HashMap::new(),
+            customer_by_source_id: HashMap::new(),
+            voucher_by_code: HashMap::new(),
+            free_vouchers: HashMap::new(),
+            publication_by_source_id: HashMap::new(),
+            first_publication: HashMap::new(),
         };
         for index in 0..store.campaigns.len() {
             for _ in 0..INITIAL_POOL {
@@ -215,36 +240,53 @@ impl VoucherifyStore {
         let prefix = self.campaigns[campaign].prefix;
         let code = loop {
             let candidate = format!("{prefix}-{}-{}", random_code_part(), random_code_part());
-            if !self.vouchers.iter().any(|v| v.code == candidate) {
+            if !self.voucher_by_code.contains_key(&candidate) {
                 break candidate;
             }
         };
+        let index = self.vouchers.len();
+        let campaign_id = self.campaigns[campaign].id.clone();
+        self.voucher_by_code.insert(code.clone(), index);
+        self.free_vouchers.entry(campaign_id.clone()).or_default().insert(index);
         self.vouchers.push(Voucher {
             id: random_id("v_", 24),
             code,
-            campaign_id: self.campaigns[campaign].id.clone(),
+            campaign_id,
             holder_id: None,
             created_at: now.to_owned(),
             updated_at: None,
             publish_count: 0,
         });
-        self.vouchers.len() - 1
+        index
+    }
+
+    /// Indexes the `source_id` of the customer at `index`, if it has one (the lowest index
+    /// with a `source_id` wins).
+    fn index_customer_source_id(&mut self, index: usize) {
+        let Some(source_id) = &self.customers[index].source_id else {
+            return;
+        };
+        match self.customer_by_source_id.get_mut(source_id) {
+            Some(first) => *first = (*first).min(index),
+            None => {
+                self.customer_by_source_id.insert(source_id.clone(), index);
+            }
+        }
     }
 
     /// The customer with this id or source id.
     pub(crate) fn customer(&self, id_or_source_id: &str) -> Option<&Customer> {
-        self.customers.iter().find(|c| c.id == id_or_source_id).or_else(|| {
-            self.customers
-                .iter()
-                .find(|c| c.source_id.as_deref() == Some(id_or_source_id))
-        })
+        self.customer_by_id
+            .get(id_or_source_id)
+            .or_else(|| self.customer_by_source_id.get(id_or_source_id))
+            .map(|&index| &self.customers[index])
     }
 
     /// The index of the customer `input` names: by `id` if given, else by `source_id`.
     /// `Err` if an `id` is given that does not exist.
     fn find_customer(&self, input: &CustomerInput) -> Result<Option<usize>, StoreError> {
         if let Some(id) = &input.id {
-            return match self.customers.iter().position(|c| &c.id == id) {
+            return match self.customer_by_id.get(id).copied() {
                 Some(index) => Ok(Some(index)),
                 None => match &input.source_id {
                     Some(source_id) => Ok(self.by_source_id(source_id)),
@@ -261,10 +303,9 @@ impl VoucherifyStore {
             .and_then(|source_id| self.by_source_id(source_id)))
     }
 
+    /// The index of the first customer with this source id.
     fn by_source_id(&self, source_id: &str) -> Option<usize> {
-        self.customers
-            .iter()
-            .position(|c| c.source_id.as_deref() == Some(source_id))
+        self.customer_by_source_id.get(source_id).copied()
     }
 
     /// `POST /v1/customers` semantics: updates the customer `input` names or creates one.
@@ -275,6 +316,8 @@ impl VoucherifyStore {
                 let customer = &mut self.customers[index];
                 apply_customer(customer, input);
                 customer.updated_at = Some(now.to_owned());
+                // `apply_customer` sets a missing `source_id`.
+                self.index_customer_source_id(index);
                 index
             }
             None => {
@@ -292,8 +335,11 @@ impl VoucherifyStore {
                     updated_at: None,
                 };
                 apply_customer(&mut customer, input);
+                let index = self.customers.len();
+                self.customer_by_id.entry(customer.id.clone()).or_insert(index);
                 self.customers.push(customer);
-                self.customers.len() - 1
+                self.index_customer_source_id(index);
+                index
             }
         };
         Ok(self.customers[index].clone())
@@ -312,14 +358,14 @@ impl VoucherifyStore {
                 (index, None)
             }
             Target::Voucher(code) => {
-                let voucher =
-                    self.vouchers
-                        .iter()
-                        .position(|v| &v.code == code)
-                        .ok_or_else(|| StoreError::NotFound {
-                            resource_type: "voucher",
-                            id: code.clone(),
-                        })?;
+                let voucher = self
+                    .voucher_by_code
+                    .get(code)
+                    .copied()
+                    .ok_or_else(|| StoreError::NotFound {
+                        resource_type: "voucher",
+                        id: code.clone(),
+                    })?;
                 if self.vouchers[voucher].holder_id.is_some() {
                     return Err(StoreError::VoucherAlreadyPublished(code.clone()));
                 }
@@ -337,19 +383,12 @@ impl VoucherifyStore {
         {
             let customer_id = self.customers[customer].id.clone();
             let campaign_id = self.campaigns[campaign].id.clone();
-            if let Some(publication) = self
-                .publications
-                .iter()
-                .find(|p| p.customer_id == customer_id && p.campaign_id == campaign_id)
-            {
-                return Ok(self.publication_view(publication));
+            if let Some(&publication) = self.first_publication.get(&(customer_id, campaign_id)) {
+                return Ok(self.publication_view(&self.publications[publication]));
             }
         }
         if let Some(source_id) = &request.source_id
-            && self
-                .publications
-                .iter()
-                .any(|p| p.source_id.as_ref() == Some(source_id))
+            && self.publication_by_source_id.contains_key(source_id)
         {
             return Err(StoreError::DuplicateSourceId(source_id.clone()));
         }
@@ -364,12 +403,17 @@ impl VoucherifyStore {
                 let campaign_id = self.campaigns[campaign].id.clone();
                 let mut chosen = Vec::new();
                 for _ in 0..count {
-                    let free = self.vouchers.iter().enumerate().position(|(i, v)| {
-                        v.campaign_id == campaign_id && v.holder_id.is_none() && !chosen.contains(&i)
-                    });
-                    let index = match free {
+                    // The lowest free voucher not chosen yet: a chosen one leaves the free set
+                    // now (its holder is set below), a generated one is chosen at once.
+                    let index = match self.free_vouchers.get_mut(&campaign_id).and_then(BTreeSet::pop_first) {
                         Some(index) => index,
-                        None => self.generate_voucher(campaign, now),
+                        None => {
+                            let index = self.generate_voucher(campaign, now);
+                            if let Some(free) = self.free_vouchers.get_mut(&campaign_id) {
+                                free.remove(&index);
+                            }
+                            index
+                        }
                     };
                     chosen.push(index);
                 }
@@ -381,6 +425,9 @@ impl VoucherifyStore {
             voucher.holder_id = Some(customer.id.clone());
             voucher.publish_count += 1;
             voucher.updated_at = Some(now.to_owned());
+            if let Some(free) = self.free_vouchers.get_mut(&voucher.campaign_id) {
+                free.remove(&index);
+            }
         }
         let publication = Publication {
             id: random_id("pub_", 24),
@@ -394,27 +441,41 @@ impl VoucherifyStore {
             counted: matches!(request.target, Target::Campaign { count: Some(_), .. }),
         };
         let view = self.publication_view(&publication);
+        let index = self.publications.len();
+        if let Some(source_id) = &publication.source_id {
+            self.publication_by_source_id.insert(source_id.clone(), index);
+        }
+        self.first_publication
+            .entry((publication.customer_id.clone(), publication.campaign_id.clone()))
+            .or_insert(index);
         self.publications.push(publication);
         Ok(view)
     }
 
     /// Publications matching every given filter, oldest first.
     pub(crate) fn find_publications(&self, filter: &PublicationFilter) -> Vec<Value> {
-        self.publications
+        // Publication source ids are unique, so that filter leaves at most one candidate.
+        let candidates: &[Publication] = match &filter.source_id {
+            Some(source_id) => self
+                .publication_by_source_id
+                .get(source_id)
+                .map_or(&[], |&index| std::slice::from_ref(&self.publications[index])),
+            None => &self.publications,
+        };
+        // Resolved once; `Some(None)` names nothing, so no publication matches it.
+        let customer_id = filter
+            .customer
+            .as_deref()
+            .map(|c| self.customer(c).map(|customer| customer.id.as_str()));
+        let campaign_id = filter
+            .campaign
+            .as_deref()
+            .map(|c| self.campaign_index(c).map(|index| self.campaigns[index].id.as_str()));
+        candidates
             .iter()
             .filter(|p| {
-                filter
-                    .source_id
-                    .as_ref()
-                    .is_none_or(|s| p.source_id.as_ref() == Some(s))
-                    && filter
-                        .customer
-                        .as_ref()
-                        .is_none_or(|c| self.customer(c).is_some_and(|customer| customer.id == p.customer_id))
-                    && filter.campaign.as_ref().is_none_or(|c| {
-                        self.campaign_index(c)
-                            .is_some_and(|index| self.campaigns[index].id == p.campaign_id)
-                    })
+                customer_id.is_none_or(|id| id == Some(p.customer_id.as_str()))
+                    && campaign_id.is_none_or(|id| id == Some(p.campaign_id.as_str()))
                     && filter
                         .voucher
                         .as_ref()
@@ -460,17 +521,21 @@ impl VoucherifyStore {
     }
 
     fn publication_view(&self, publication: &Publication) -> Value {
-        let customer = self.customers.iter().find(|c| c.id == publication.customer_id);
+        let customer = self
+            .customer_by_id
+            .get(&publication.customer_id)
+            .map(|&index| &self.customers[index]);
+        let voucher = |code: &String| self.voucher_by_code.get(code).map(|&index| &self.vouchers[index]);
         let vouchers: Vec<Value> = publication
             .voucher_codes
             .iter()
-            .filter_map(|code| self.vouchers.iter().find(|v| &v.code == code))
+            .filter_map(voucher)
             .map(|v| self.voucher_view(v))
             .collect();
         let vouchers_id: Vec<Value> = publication
             .voucher_codes
             .iter()
-            .filter_map(|code| self.vouchers.iter().find(|v| &v.code == code))
+            .filter_map(voucher)
             .map(|v| Value::String(v.id.clone()))
             .collect();
         let mut view = json!({
@@ -835,6 +900,345 @@ mod tests {
         assert_eq!(vouchers.len(), 5);
         assert_eq!(view["vouchers_id"].as_array().map(Vec::len), Some(5));
         assert!(vouchers.iter().all(|v| v["campaign"] == "Welcome 10"));
+    }
+
+    /// The code of the voucher at `index` (in creation order).
+    fn code_at(store: &VoucherifyStore, index: usize) -> String {
+        store.vouchers[index].code.clone()
+    }
+
+    /// Rebuilds every index from the `Vec`s with the scans the store used before it had them
+    /// (first match wins) and checks the store's indexes agree.
+    fn assert_indexes_match_the_vecs(store: &VoucherifyStore) {
+        let mut customer_by_id = HashMap::new();
+        let mut customer_by_source_id = HashMap::new();
+        for (index, customer) in store.customers.iter().enumerate() {
+            customer_by_id.entry(customer.id.clone()).or_insert(index);
+            if let Some(source_id) = &customer.source_id {
+                customer_by_source_id.entry(source_id.clone()).or_insert(index);
+            }
+        }
+        assert_eq!(store.customer_by_id, customer_by_id);
+        assert_eq!(store.customer_by_source_id, customer_by_source_id);
+
+        let mut voucher_by_code = HashMap::new();
+        let mut free_vouchers: HashMap<String, BTreeSet<usize>> = HashMap::new();
+        for (index, voucher) in store.vouchers.iter().enumerate() {
+            assert!(
+                voucher_by_code.insert(voucher.code.clone(), index).is_none(),
+                "duplicate code {}",
+                voucher.code
+            );
+            if voucher.holder_id.is_none() {
+                free_vouchers
+                    .entry(voucher.campaign_id.clone())
+                    .or_default()
+                    .insert(index);
+            }
+        }
+        assert_eq!(store.voucher_by_code, voucher_by_code);
+        let stored_free: HashMap<String, BTreeSet<usize>> = store
+            .free_vouchers
+            .iter()
+            .filter(|(_, free)| !free.is_empty())
+            .map(|(campaign, free)| (campaign.clone(), free.clone()))
+            .collect();
+        assert_eq!(stored_free, free_vouchers);
+
+        let mut publication_by_source_id = HashMap::new();
+        let mut first_publication = HashMap::new();
+        for (index, publication) in store.publications.iter().enumerate() {
+            if let Some(source_id) = &publication.source_id {
+                assert!(
+                    publication_by_source_id.insert(source_id.clone(), index).is_none(),
+                    "duplicate publication source id {source_id}"
+                );
+            }
+            first_publication
+                .entry((publication.customer_id.clone(), publication.campaign_id.clone()))
+                .or_insert(index);
+        }
+        assert_eq!(store.publication_by_source_id, publication_by_source_id);
+        assert_eq!(store.first_publication, first_publication);
+    }
+
+    #[test]
+    fn the_lowest_free_voucher_of_the_campaign_is_published_first() {
+        let mut store = VoucherifyStore::new(NOW);
+        // `new` generates DC codes 0..3, then W10 codes 3..6.
+        let mut request = campaign_request(None, "c-1", false);
+        request.target = Target::Voucher(code_at(&store, 1));
+        store.publish(&request, NOW).unwrap();
+        let next = store.publish(&campaign_request(None, "c-2", false), NOW).unwrap();
+        assert_eq!(next["voucher"]["code"], code_at(&store, 0).as_str());
+        let mut request = campaign_request(None, "c-3", false);
+        request.target = Target::Campaign {
+            name: "Discount code campaign".to_owned(),
+            count: Some(3),
+        };
+        let view = store.publish(&request, NOW).unwrap();
+        // The last free one, then two generated after the W10 pool.
+        let codes: Vec<&str> = view["vouchers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, [code_at(&store, 2), code_at(&store, 6), code_at(&store, 7)]);
+        assert_eq!(store.vouchers.len(), 8);
+        assert!(store.vouchers[3..6].iter().all(|v| v.holder_id.is_none()));
+        // The W10 pool is untouched and still handed out lowest first.
+        let mut request = campaign_request(None, "c-4", false);
+        request.target = Target::Campaign {
+            name: "Welcome 10".to_owned(),
+            count: None,
+        };
+        let view = store.publish(&request, NOW).unwrap();
+        assert_eq!(view["voucher"]["code"], code_at(&store, 3).as_str());
+        assert_indexes_match_the_vecs(&store);
+    }
+
+    #[test]
+    fn join_once_returns_the_first_of_several_publications() {
+        let mut store = VoucherifyStore::new(NOW);
+        let first = store
+            .publish(&campaign_request(Some("m-1"), "c-1", false), NOW)
+            .unwrap();
+        let second = store
+            .publish(&campaign_request(Some("m-2"), "c-1", false), NOW)
+            .unwrap();
+        assert_ne!(first["id"], second["id"]);
+        let joined = store.publish(&campaign_request(None, "c-1", true), NOW).unwrap();
+        assert_eq!(joined, first);
+        // join_once is checked before the source id: a reused one returns the publication.
+        let joined = store.publish(&campaign_request(Some("m-2"), "c-1", true), NOW).unwrap();
+        assert_eq!(joined["id"], first["id"]);
+        // Another campaign or another customer has no publication to join.
+        let mut request = campaign_request(None, "c-1", true);
+        request.target = Target::Campaign {
+            name: "Welcome 10".to_owned(),
+            count: None,
+        };
+        let other_campaign = store.publish(&request, NOW).unwrap();
+        assert_ne!(other_campaign["id"], first["id"]);
+        let other_customer = store.publish(&campaign_request(None, "c-2", true), NOW).unwrap();
+        assert_ne!(other_customer["id"], first["id"]);
+        assert_eq!(store.publications.len(), 4);
+        assert_indexes_match_the_vecs(&store);
+    }
+
+    #[test]
+    fn a_reused_source_id_is_refused_without_changing_anything() {
+        let mut store = VoucherifyStore::new(NOW);
+        store
+            .publish(&campaign_request(Some("m-1"), "c-1", false), NOW)
+            .unwrap();
+        let vouchers = store.vouchers();
+        assert_eq!(
+            store.publish(&campaign_request(Some("m-1"), "c-2", false), NOW),
+            Err(StoreError::DuplicateSourceId("m-1".to_owned()))
+        );
+        assert_eq!(store.vouchers(), vouchers);
+        assert_eq!(store.customers.len(), 1);
+        assert_eq!(store.publications.len(), 1);
+        assert_indexes_match_the_vecs(&store);
+    }
+
+    #[test]
+    fn customers_are_found_by_id_and_by_source_id() {
+        let mut store = VoucherifyStore::new(NOW);
+        let ann = store.upsert_customer(&customer("c-1"), NOW).unwrap();
+        assert_eq!(store.customer(&ann.id).map(|c| &c.id), Some(&ann.id));
+        assert_eq!(store.customer("c-1").map(|c| &c.id), Some(&ann.id));
+        assert_eq!(store.customer("c-2"), None);
+        // An unknown id with a known source id updates the customer with that source id.
+        let mut input = customer("c-1");
+        input.id = Some("cust_nope".to_owned());
+        input.name = Some("Ann".to_owned());
+        assert_eq!(store.upsert_customer(&input, NOW).unwrap().id, ann.id);
+        assert_eq!(store.customer("c-1").and_then(|c| c.name.as_deref()), Some("Ann"));
+
+        // A customer without a source id gets one through an upsert by id ...
+        let anonymous = store
+            .upsert_customer(
+                &CustomerInput {
+                    name: Some("Bob".to_owned()),
+                    ..CustomerInput::default()
+                },
+                NOW,
+            )
+            .unwrap();
+        let mut input = customer("c-2");
+        input.id = Some(anonymous.id.clone());
+        store.upsert_customer(&input, NOW).unwrap();
+        assert_eq!(store.customer("c-2").map(|c| &c.id), Some(&anonymous.id));
+        // ... and when a later customer gets a source id an earlier one has, the earlier wins.
+        let earlier = store.upsert_customer(&customer("c-3"), NOW).unwrap();
+        let later = store.upsert_customer(&CustomerInput::default(), NOW).unwrap();
+        let mut input = customer("c-3");
+        input.id = Some(later.id.clone());
+        store.upsert_customer(&input, NOW).unwrap();
+        assert_eq!(
+            store.customer(&later.id).and_then(|c| c.source_id.as_deref()),
+            Some("c-3")
+        );
+        assert_eq!(store.customer("c-3").map(|c| &c.id), Some(&earlier.id));
+        assert_indexes_match_the_vecs(&store);
+    }
+
+    #[test]
+    fn a_shared_source_id_finds_the_lowest_customer() {
+        let mut store = VoucherifyStore::new(NOW);
+        let anonymous = store.upsert_customer(&CustomerInput::default(), NOW).unwrap();
+        let named = store.upsert_customer(&customer("s-1"), NOW).unwrap();
+        assert_eq!(store.customer("s-1").map(|c| &c.id), Some(&named.id));
+        let mut input = customer("s-1");
+        input.id = Some(anonymous.id.clone());
+        store.upsert_customer(&input, NOW).unwrap();
+        // Both have "s-1" now; the one created first is found.
+        assert_eq!(store.customer("s-1").map(|c| &c.id), Some(&anonymous.id));
+        let mut update = customer("s-1");
+        update.name = Some("Dee".to_owned());
+        assert_eq!(store.upsert_customer(&update, NOW).unwrap().id, anonymous.id);
+        assert_eq!(store.customers.len(), 2);
+        assert_indexes_match_the_vecs(&store);
+    }
+
+    #[test]
+    fn generated_codes_never_collide() {
+        let mut store = VoucherifyStore::new(NOW);
+        for (name, customer_source_id) in [("Discount code campaign", "c-1"), ("Welcome 10", "c-2")] {
+            let mut request = campaign_request(None, customer_source_id, false);
+            request.target = Target::Campaign {
+                name: name.to_owned(),
+                count: Some(300),
+            };
+            store.publish(&request, NOW).unwrap();
+        }
+        let codes: BTreeSet<String> = store.vouchers.iter().map(|v| v.code.clone()).collect();
+        assert_eq!(store.vouchers.len(), 600);
+        assert_eq!(codes.len(), 600);
+        assert_indexes_match_the_vecs(&store);
+    }
+
+    #[test]
+    fn publications_are_found_by_each_filter() {
+        let mut store = VoucherifyStore::new(NOW);
+        let first = store
+            .publish(&campaign_request(Some("m-1"), "c-1", false), NOW)
+            .unwrap();
+        let second = store.publish(&campaign_request(None, "c-2", false), NOW).unwrap();
+        let mut request = campaign_request(Some("m-3"), "c-1", false);
+        request.target = Target::Campaign {
+            name: "Welcome 10".to_owned(),
+            count: None,
+        };
+        let third = store.publish(&request, NOW).unwrap();
+        let ids = |filter: PublicationFilter| -> Vec<Value> {
+            store
+                .find_publications(&filter)
+                .into_iter()
+                .map(|p| p["id"].clone())
+                .collect()
+        };
+        let text = |value: &Value| Some(value.as_str().unwrap().to_owned());
+        assert_eq!(
+            ids(PublicationFilter::default()),
+            [first["id"].clone(), second["id"].clone(), third["id"].clone()]
+        );
+        let by_source_id = PublicationFilter {
+            source_id: Some("m-3".to_owned()),
+            ..PublicationFilter::default()
+        };
+        assert_eq!(ids(by_source_id.clone()), [third["id"].clone()]);
+        assert_eq!(
+            ids(PublicationFilter {
+                customer: Some("c-2".to_owned()),
+                ..by_source_id.clone()
+            }),
+            Vec::<Value>::new()
+        );
+        assert_eq!(
+            ids(PublicationFilter {
+                source_id: Some("m-9".to_owned()),
+                ..PublicationFilter::default()
+            }),
+            Vec::<Value>::new()
+        );
+        let by_customer = |customer: Option<String>| PublicationFilter {
+            customer,
+            ..PublicationFilter::default()
+        };
+        assert_eq!(
+            ids(by_customer(Some("c-1".to_owned()))),
+            [first["id"].clone(), third["id"].clone()]
+        );
+        assert_eq!(ids(by_customer(text(&second["customer_id"]))), [second["id"].clone()]);
+        assert_eq!(ids(by_customer(Some("c-9".to_owned()))), Vec::<Value>::new());
+        for campaign in ["Discount code campaign", "camp_sbxDiscountCode0000001"] {
+            assert_eq!(
+                ids(PublicationFilter {
+                    campaign: Some(campaign.to_owned()),
+                    ..PublicationFilter::default()
+                }),
+                [first["id"].clone(), second["id"].clone()]
+            );
+        }
+        assert_eq!(
+            ids(PublicationFilter {
+                campaign: Some("Nope".to_owned()),
+                ..PublicationFilter::default()
+            }),
+            Vec::<Value>::new()
+        );
+        assert_eq!(
+            ids(PublicationFilter {
+                voucher: text(&second["voucher"]["code"]),
+                ..PublicationFilter::default()
+            }),
+            [second["id"].clone()]
+        );
+        assert_eq!(store.find_publications(&by_source_id), [third]);
+    }
+
+    #[test]
+    fn indexes_follow_a_mix_of_calls() {
+        let mut store = VoucherifyStore::new(NOW);
+        assert_indexes_match_the_vecs(&store);
+        for n in 0..40 {
+            let source_id = (n % 3 != 0).then(|| format!("m-{}", n % 17));
+            let mut request = campaign_request(source_id.as_deref(), &format!("c-{}", n % 7), n % 4 == 0);
+            request.target = match n % 5 {
+                0 => Target::Campaign {
+                    name: "Welcome 10".to_owned(),
+                    count: Some(n % 3 + 1),
+                },
+                1 => Target::Voucher(code_at(&store, usize::try_from(n).unwrap() % store.vouchers.len())),
+                _ => Target::Campaign {
+                    name: "camp_sbxDiscountCode0000001".to_owned(),
+                    count: None,
+                },
+            };
+            if n % 6 == 0 {
+                // The newest customer, often one without a source id, takes an existing one.
+                request.customer.id = store.customers.last().map(|c| c.id.clone());
+                request.customer.source_id = Some(format!("c-{}", n % 5));
+            }
+            if let Err(error) = store.publish(&request, NOW) {
+                // Reused source ids and already published codes are part of the mix.
+                assert!(
+                    matches!(
+                        error,
+                        StoreError::DuplicateSourceId(_) | StoreError::VoucherAlreadyPublished(_)
+                    ),
+                    "{error:?}"
+                );
+            }
+            if n % 9 == 0 {
+                store.upsert_customer(&CustomerInput::default(), NOW).unwrap();
+            }
+            assert_indexes_match_the_vecs(&store);
+        }
     }
 
     #[test]

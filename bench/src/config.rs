@@ -125,6 +125,9 @@ pub(crate) struct Config {
     pub(crate) mq: MqConfig,
     /// Redis for the quota replicas.
     pub(crate) redis_url: String,
+    /// `BENCH_LATENCY_RATE`: the latency run's publish rate instead of half the measured
+    /// maximum.
+    pub(crate) latency_rate: Option<f64>,
 }
 
 impl Config {
@@ -141,11 +144,12 @@ impl Config {
                 let mut only = Vec::new();
                 for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                     let scenario = Scenario::ALL.into_iter().find(|s| s.as_str() == name).ok_or_else(|| {
+                        let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.as_str()).collect();
                         ConfigError::invalid(
                             "BENCH_ONLY",
                             format!(
-                                "unknown scenario `{name}`; use a comma-separated subset of \
-                                 `floor,worker,concurrency,latency,memory,quota`"
+                                "unknown scenario `{name}`; use a comma-separated subset of `{}`",
+                                names.join(",")
                             ),
                         )
                     })?;
@@ -166,6 +170,10 @@ impl Config {
                 "expected a URL such as `redis://127.0.0.1:6379/`",
             ));
         }
+        let latency_rate = settings::parse(strings, "BENCH_LATENCY_RATE", |raw| match raw.trim().parse::<f64>() {
+            Ok(rate) if rate.is_finite() && rate >= 1.0 => Ok(rate),
+            _ => Err("expected messages per second, at least 1 (e.g. `2000`)".to_owned()),
+        })?;
         let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         Ok(Self {
             quick,
@@ -176,6 +184,7 @@ impl Config {
             workspace,
             mq: MqConfig::from_strings(strings)?,
             redis_url,
+            latency_rate,
         })
     }
 
@@ -227,6 +236,15 @@ mod tests {
         assert_eq!(variable(&[("BENCH_ONLY", "floor,warp")]), Some("BENCH_ONLY".into()));
         assert_eq!(variable(&[("REDIS_URL", "http://x")]), Some("REDIS_URL".into()));
         assert_eq!(variable(&[("AMQP_URL", "http://x")]), Some("AMQP_URL".into()));
+        assert_eq!(
+            variable(&[("BENCH_LATENCY_RATE", "0")]),
+            Some("BENCH_LATENCY_RATE".into())
+        );
+        assert_eq!(
+            variable(&[("BENCH_LATENCY_RATE", "fast")]),
+            Some("BENCH_LATENCY_RATE".into())
+        );
+        assert!(config(&[("BENCH_LATENCY_RATE", "2500")]).is_ok_and(|c| c.latency_rate == Some(2500.0)));
     }
 
     #[test]

@@ -96,15 +96,56 @@ async fn paced_run(namespace: &Namespace, observer: &Observer, prefix: &str, rat
     })
 }
 
+/// CPU seconds used so far by the worker, the broker and the bench, and when.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    at: Instant,
+    /// Seconds between two readings (0 for a reading).
+    wall: f64,
+    worker: f64,
+    broker: Option<f64>,
+    bench: Option<f64>,
+}
+
+impl Usage {
+    fn now(worker: &WorkerProcess) -> Result<Self> {
+        let cpu = worker.cpu_times()?;
+        Ok(Self {
+            at: Instant::now(),
+            wall: 0.0,
+            worker: cpu.user + cpu.system,
+            broker: process::broker_cpu_seconds(),
+            bench: process::own_cpu_seconds(),
+        })
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            at: self.at,
+            wall: self.at.duration_since(before.at).as_secs_f64(),
+            worker: self.worker - before.worker,
+            broker: self.broker.zip(before.broker).map(|(a, b)| a - b),
+            bench: self.bench.zip(before.bench).map(|(a, b)| a - b),
+        }
+    }
+}
+
+/// CPU seconds over `wall` seconds as cores in use.
+fn cores(seconds: Option<f64>, wall: f64) -> String {
+    seconds.map_or_else(|| "n/a".to_owned(), |s| format!("{:.2}", s / wall))
+}
+
 fn percentile(latencies: &[f64], q: f64) -> Result<f64> {
     series::quantile(latencies, q).context("no latency measured")
 }
 
 /// Idle memory, then latency at half the max rate for contact-sync and for the relay.
 pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
-    let rate = summary
-        .get("worker_msgs_per_s")
-        .map_or(FALLBACK_RATE, |f| (f.value * 0.5).round().max(1.0));
+    let rate = bench.config.latency_rate.unwrap_or_else(|| {
+        summary
+            .get("worker_msgs_per_s")
+            .map_or(FALLBACK_RATE, |f| (f.value * 0.5).round().max(1.0))
+    });
     let secs = bench.config.sizes.latency_secs;
     bench.sandbox.state.reset();
     let mut namespace = Namespace::create(&bench.config, "latency", vec![harness::contact_sync_topology()?]).await?;
@@ -125,17 +166,40 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
             "latency: contact-sync idle at {:.1} MiB; publishing {rate:.0} msg/s for {secs} s",
             process::mib(idle.current_kib)
         );
+        let before = Usage::now(&worker)?;
         let worker_run = paced_run(&namespace, &observer, "lat", rate, secs).await;
         worker.check_alive()?;
+        let used = Usage::now(&worker)?.since(&before);
         worker.stop(Duration::from_secs(20)).await?;
         let worker_run = worker_run?;
 
         println!("latency: the lapin relay at the same rate");
         let relay = Relay::start(bench.config.amqp_url(), &queue, &namespace.exchange(), PREFETCH).await?;
+        let relay_started = Instant::now();
+        let relay_before = process::broker_cpu_seconds().zip(process::own_cpu_seconds());
         let floor_run = paced_run(&namespace, &observer, "flat", rate, secs).await;
+        let relay_used = process::broker_cpu_seconds()
+            .zip(process::own_cpu_seconds())
+            .zip(relay_before)
+            .map(|((broker, bench), (broker0, bench0))| (broker - broker0, bench - bench0));
+        let relay_wall = relay_started.elapsed().as_secs_f64();
         relay.stop().await?;
         observer.stop().await;
         let floor_run = floor_run?;
+        let messages = (rate * secs as f64).round().max(1.0);
+        println!(
+            "latency: CPU use during the paced runs (cores): contact-sync run: worker {:.2}, broker {}, \
+             bench and sandbox {}; relay run: broker {}, bench and relay {}",
+            used.worker / used.wall,
+            cores(used.broker, used.wall),
+            cores(used.bench, used.wall),
+            cores(relay_used.map(|u| u.0), relay_wall),
+            cores(relay_used.map(|u| u.1), relay_wall),
+        );
+        println!(
+            "latency: worker CPU per message while paced: {:.0} µs",
+            used.worker * 1e6 / messages
+        );
         Ok::<_, anyhow::Error>((idle, worker_run, floor_run))
     }
     .await;

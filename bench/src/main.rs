@@ -64,6 +64,17 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Whether `scenario` is the last selected worker throughput scenario of a run that measures
+/// the floor: the floor is measured again right after it.
+fn last_throughput_scenario(config: &Config, scenario: Scenario) -> bool {
+    config.runs(Scenario::Floor)
+        && match scenario {
+            Scenario::Workers => true,
+            Scenario::Worker => !config.runs(Scenario::Workers),
+            _ => false,
+        }
+}
+
 /// Runs the selected scenarios and writes the outputs. `Ok(false)` when a scenario failed (the
 /// figures of the others are still written).
 async fn run(config: Config) -> Result<bool> {
@@ -99,7 +110,14 @@ async fn run(config: Config) -> Result<bool> {
             eprintln!("scenario {} failed: {error:#}", scenario.as_str());
             all_ran = false;
         }
+        if last_throughput_scenario(&bench.config, scenario)
+            && let Err(error) = throughput::floor_again(&bench, &mut summary, &mut plots).await
+        {
+            eprintln!("scenario floor (again) failed: {error:#}");
+            all_ran = false;
+        }
     }
+    throughput::ratios(&mut summary);
     let summary_path = bench.config.out.join("summary.json");
     summary.write(&summary_path)?;
     let plot_path = bench.config.out.join("throughput.svg");

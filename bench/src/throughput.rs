@@ -25,24 +25,95 @@ pub(crate) const PREFETCH: u16 = 200;
 
 /// Raw publish with confirms, then the relay draining what was published.
 pub(crate) async fn floor(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
+    let (publish_rate, relay_rate) = measure_floor(bench, "floor", plots).await?;
+    summary.add(
+        "floor_publish_msgs_per_s",
+        Figure::at_least(publish_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
+    );
+    summary.add(
+        "floor_relay_msgs_per_s",
+        Figure::at_least(relay_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
+    );
+    Ok(())
+}
+
+/// The floor again, after the throughput scenarios: the ratios divide by the mean of both
+/// measurements, so a machine whose speed drifts during the run skews them less.
+pub(crate) async fn floor_again(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
+    let (_, relay_rate) = measure_floor(bench, "floor-after", plots).await?;
+    summary.add(
+        "floor_relay_after_msgs_per_s",
+        Figure::at_least(relay_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
+    );
+    Ok(())
+}
+
+/// The rate figures and the ratios to the floor made of them.
+const RATIOS: &[(&str, &str)] = &[
+    ("throughput_ratio", "worker_msgs_per_s"),
+    ("throughput_ratio_loyalty_events", "loyalty_events_msgs_per_s"),
+    ("throughput_ratio_voucher_events", "voucher_events_msgs_per_s"),
+    ("throughput_ratio_recommendations", "recommendations_msgs_per_s"),
+];
+
+/// Once every scenario ran: `floor_relay_mean_msgs_per_s` (of the floor measured before and,
+/// if it was, after the throughput scenarios), each worker rate's goal as half of it, and each
+/// `throughput_ratio*` as the rate divided by it.
+pub(crate) fn ratios(summary: &mut Summary) {
+    let floors: Vec<f64> = ["floor_relay_msgs_per_s", "floor_relay_after_msgs_per_s"]
+        .iter()
+        .filter_map(|key| summary.get(key))
+        .map(|figure| figure.value)
+        .collect();
+    if floors.is_empty() {
+        return;
+    }
+    let floor = floors.iter().sum::<f64>() / floors.len() as f64;
+    summary.add(
+        "floor_relay_mean_msgs_per_s",
+        Figure::at_least(floor.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
+    );
+    for (ratio, rate) in RATIOS {
+        if let Some(figure) = summary.get(rate) {
+            summary.add(rate, Figure::at_least(figure.value, (floor * 0.5).round(), "msg/s"));
+            summary.add(ratio, Figure::at_least(figure.value / floor, 0.5, "ratio"));
+        }
+    }
+    for rate in ["worker_bulk_msgs_per_s"] {
+        if let Some(figure) = summary.get(rate) {
+            summary.add(rate, Figure::at_least(figure.value, (floor * 0.5).round(), "msg/s"));
+        }
+    }
+    if let Some(figure) = summary.get("worker_both_destinations_msgs_per_s") {
+        // Two provider calls per message: the same per-call goal is half the message rate.
+        summary.add(
+            "worker_both_destinations_msgs_per_s",
+            Figure::at_least(figure.value, (floor * 0.25).round(), "msg/s"),
+        );
+    }
+}
+
+/// Publishes a backlog with confirms (timing that) and drains it with the relay (timing
+/// that); plots both under `label`.
+async fn measure_floor(bench: &Bench, label: &str, plots: &mut Vec<Series>) -> Result<(f64, f64)> {
     let n = bench.config.sizes.floor;
-    let mut namespace = Namespace::create(&bench.config, "floor", vec![harness::contact_sync_topology()?]).await?;
+    let mut namespace = Namespace::create(&bench.config, label, vec![harness::contact_sync_topology()?]).await?;
     let result = async {
-        println!("floor: raw publish of {n} messages with confirms");
+        println!("{label}: raw publish of {n} messages with confirms");
         let started = Instant::now();
         let confirmed = namespace
-            .publish_backlog((0..n).map(|i| harness::contact_changed("floor", i)))
+            .publish_backlog((0..n).map(|i| harness::contact_changed(label, i)))
             .await?;
         let publish_rate = series::steady_rate(&confirmed).context("too few confirms to time")?;
         plots.push(Series {
-            name: "floor: raw publish with confirms".to_owned(),
+            name: format!("{label}: raw publish with confirms"),
             points: series::over_time(started, &confirmed, 1.0),
             steady: publish_rate,
             reference: series::STEADY,
             per: series::PER_BUCKET,
         });
 
-        println!("floor: lapin relay draining {n} messages (prefetch {PREFETCH})");
+        println!("{label}: lapin relay draining {n} messages (prefetch {PREFETCH})");
         let observer = namespace.observer(&[floor::RESULT_KIND]).await?;
         let started = Instant::now();
         let relay = Relay::start(
@@ -62,22 +133,15 @@ pub(crate) async fn floor(bench: &Bench, summary: &mut Summary, plots: &mut Vec<
         let mut arrivals: Vec<Instant> = seen.iter().map(|s| s.at).collect();
         arrivals.sort_unstable();
         let relay_rate = series::steady_rate(&arrivals).context("too few results to time")?;
+        println!("  {label}: relay {relay_rate:.0} msg/s, raw publish {publish_rate:.0} msg/s");
         plots.push(Series {
-            name: "floor: lapin relay (prefetch 200)".to_owned(),
+            name: format!("{label}: lapin relay (prefetch {PREFETCH})"),
             points: series::over_time(started, &arrivals, 1.0),
             steady: relay_rate,
             reference: series::STEADY,
             per: series::PER_BUCKET,
         });
-        summary.add(
-            "floor_publish_msgs_per_s",
-            Figure::at_least(publish_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
-        );
-        summary.add(
-            "floor_relay_msgs_per_s",
-            Figure::at_least(relay_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
-        );
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, anyhow::Error>((publish_rate, relay_rate))
     }
     .await;
     namespace.remove().await?;
@@ -187,12 +251,6 @@ pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec
         "worker_msgs_per_s",
         Figure::at_least(one.rate.round(), goal_half_floor(summary), "msg/s"),
     );
-    if let Some(floor) = summary.get("floor_relay_msgs_per_s") {
-        summary.add(
-            "throughput_ratio",
-            Figure::at_least(one.rate / floor.value, 0.5, "ratio"),
-        );
-    }
     summary.add(
         "rss_load_half_backlog_mib",
         Figure::at_most(process::mib(one.rss.peak_kib), 50.0, "MiB"),

@@ -184,8 +184,8 @@ fn recommendation_requested(prefix: &str, index: usize) -> Message {
     json_message(format!("{prefix}-{index}"), "recommendation.requested", &body)
 }
 
-/// Drains one backlog per worker and adds `<worker>_msgs_per_s` and
-/// `throughput_ratio_<worker>` (to the floor relay) for each.
+/// Drains one backlog per worker and adds `<worker>_msgs_per_s` for each (its
+/// `throughput_ratio_<worker>` follows from it in `throughput::ratios`).
 pub(crate) async fn each(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
     let backlog = bench.config.sizes.worker;
     let load = |worker: &'static str, keys, result: &'static [&'static str]| Workload {
@@ -250,14 +250,9 @@ fn report(summary: &mut Summary, plots: &mut Vec<Series>, load: Workload<'_>, dr
         reference: series::STEADY,
         per: series::PER_BUCKET,
     });
+    // The ratio to the floor is added once every scenario ran (`throughput::ratios`).
     summary.add(
         &format!("{key}_msgs_per_s"),
         Figure::at_least(drained.rate.round(), throughput::goal_half_floor(summary), "msg/s"),
     );
-    if let Some(floor) = summary.get("floor_relay_msgs_per_s") {
-        summary.add(
-            &format!("throughput_ratio_{key}"),
-            Figure::at_least(drained.rate / floor.value, 0.5, "ratio"),
-        );
-    }
 }

@@ -56,6 +56,11 @@ impl Incoming {
     pub fn wants(&self, destination: &str) -> bool {
         self.scope.is_empty() || self.scope.iter().any(|s| s == destination)
     }
+
+    /// The body as `T`, read from the parsed JSON in place (no copy of the tree).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.body)
+    }
 }
 
 /// A worker's message handler. It never acks; it returns an [`Outcome`].

@@ -120,7 +120,7 @@ impl<'a> Report<'a> {
 pub(crate) type DestinationResult = Result<Option<u32>, CallError>;
 
 fn decode<T: DeserializeOwned>(message: &Incoming) -> Result<T, Outcome> {
-    serde_json::from_value(message.body.clone()).map_err(|error| {
+    message.decode().map_err(|error| {
         Outcome::failed(
             FailureKind::Invalid,
             format!("body does not match {}: {error}", message.kind),

@@ -115,24 +115,22 @@ struct Notice<'a> {
 impl<S: OnceStore> Handler for LoyaltyEvents<S> {
     async fn handle(&self, message: Incoming) -> Outcome {
         match message.kind.as_str() {
-            "points.changed" => match serde_json::from_value::<PointsChanged>(message.body.clone()) {
+            "points.changed" => match message.decode::<PointsChanged>() {
                 Ok(changed) => self.points_changed(&message, &changed).await,
                 Err(error) => invalid("points.changed", &error),
             },
-            "points.expiring" => match serde_json::from_value::<PointsExpiring>(message.body.clone()) {
+            "points.expiring" => match message.decode::<PointsExpiring>() {
                 Ok(expiring) => self.points_expiring(&message, &expiring).await,
                 Err(error) => invalid("points.expiring", &error),
             },
-            "pin.changed" => match serde_json::from_value::<PinChanged>(message.body.clone()) {
+            "pin.changed" => match message.decode::<PinChanged>() {
                 Ok(pin) => self.pin_changed(&message, &pin).await,
                 Err(error) => invalid("pin.changed", &error),
             },
-            "loyalty.subscription.changed" => {
-                match serde_json::from_value::<SubscriptionChanged>(message.body.clone()) {
-                    Ok(change) => self.subscription_changed(&message, &change),
-                    Err(error) => invalid("loyalty.subscription.changed", &error),
-                }
-            }
+            "loyalty.subscription.changed" => match message.decode::<SubscriptionChanged>() {
+                Ok(change) => self.subscription_changed(&message, &change),
+                Err(error) => invalid("loyalty.subscription.changed", &error),
+            },
             other => Outcome::failed(
                 FailureKind::Invalid,
                 format!("loyalty-events does not handle `{other}`"),

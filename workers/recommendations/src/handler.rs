@@ -78,14 +78,14 @@ const FROOMLE_EVENTS: &str = "froomle_events";
 impl Handler for RecommendationsWorker {
     async fn handle(&self, message: Incoming) -> Outcome {
         match message.kind.as_str() {
-            REQUESTED => match serde_json::from_value::<RecommendationRequested>(message.body.clone()) {
+            REQUESTED => match message.decode::<RecommendationRequested>() {
                 Ok(request) => self.requested(&message, &request).await,
                 Err(error) => Outcome::failed(
                     FailureKind::Invalid,
                     format!("body does not match recommendation.requested: {error}"),
                 ),
             },
-            TRACKED => match serde_json::from_value::<RecommendationTracked>(message.body.clone()) {
+            TRACKED => match message.decode::<RecommendationTracked>() {
                 Ok(tracked) => self.tracked(&message, &tracked).await,
                 Err(error) => Outcome::failed(
                     FailureKind::Invalid,

@@ -167,7 +167,7 @@ impl Handler for VoucherEvents {
 }
 
 fn parse<T: DeserializeOwned>(message: &Incoming) -> Result<T, Outcome> {
-    serde_json::from_value(message.body.clone()).map_err(|error| {
+    message.decode().map_err(|error| {
         Outcome::failed(
             FailureKind::Invalid,
             format!("body does not match {}: {error}", message.kind),

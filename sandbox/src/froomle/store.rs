@@ -57,8 +57,14 @@ pub(crate) struct Article {
     pub(crate) description: String,
 }
 
-/// The built-in catalog: `article-001` ... `article-030`.
-pub(crate) fn catalog() -> Vec<Article> {
+/// The built-in catalog: `article-001` ... `article-030`, built once (every recommendation
+/// request reads it).
+pub(crate) fn catalog() -> &'static [Article] {
+    static CATALOG: std::sync::LazyLock<Vec<Article>> = std::sync::LazyLock::new(build_catalog);
+    &CATALOG
+}
+
+fn build_catalog() -> Vec<Article> {
     TITLES
         .iter()
         .enumerate()

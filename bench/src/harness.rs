@@ -11,7 +11,7 @@ use lapin::Connection;
 use mq::WorkerTopology;
 use mq::admin::Admin;
 use settings::{MqConfig, Secret};
-use switchyard_sandbox::RunningSandbox;
+use switchyard_sandbox::{Provider, RunningSandbox};
 use tokio::time::Instant;
 
 use crate::amqp::{self, Message, Observer};
@@ -170,41 +170,44 @@ pub(crate) const FAST: ContactSyncRun = ContactSyncRun {
 /// limit (the sandbox has none either in these scenarios). Logging is pinned to the documented
 /// production default (`info`, JSON), whatever the caller's shell has set.
 pub(crate) fn contact_sync_env(bench: &Bench, namespace: &str, run: ContactSyncRun) -> BTreeMap<String, String> {
-    let sandbox = &bench.sandbox;
     let mapping = bench.config.workspace.join("config/field-mapping.toml");
-    let concurrency = run.concurrency.to_string();
-    let mut env = base_env(bench, namespace);
+    let mut env = with_providers(bench, namespace, &[Provider::Spotler, Provider::Ecomail]);
     env.extend(
         [
             ("SWITCHYARD_PREFETCH", run.prefetch.to_string()),
             ("CONTACT_SYNC_DESTINATIONS", run.destinations.to_owned()),
             ("CONTACT_SYNC_MAPPING", mapping.display().to_string()),
             ("CONTACT_SYNC_BULK", run.bulk.to_string()),
-            ("SPOTLER_BASE_URL", sandbox.spotler_base_url()),
-            (
-                "SPOTLER_CONSUMER_KEY",
-                switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_KEY.to_owned(),
-            ),
-            (
-                "SPOTLER_CONSUMER_SECRET",
-                switchyard_sandbox::DEFAULT_SPOTLER_CONSUMER_SECRET.to_owned(),
-            ),
-            ("SPOTLER_RATE", "1000000/s".to_owned()),
-            ("SPOTLER_BURST", "1000".to_owned()),
-            ("SPOTLER_CONCURRENCY", concurrency.clone()),
-            ("ECOMAIL_BASE_URL", sandbox.ecomail_base_url()),
-            (
-                "ECOMAIL_API_KEY",
-                switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned(),
-            ),
             ("ECOMAIL_LIST_ID", "1".to_owned()),
-            ("ECOMAIL_RATE", "1000000/s".to_owned()),
-            ("ECOMAIL_BURST", "1000".to_owned()),
-            ("ECOMAIL_CONCURRENCY", concurrency),
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
+    unlimited(&mut env, "SPOTLER", run.concurrency);
+    unlimited(&mut env, "ECOMAIL", run.concurrency);
     env
+}
+
+/// [`base_env`] plus what points the worker at the sandbox's `providers`.
+pub(crate) fn with_providers(bench: &Bench, namespace: &str, providers: &[Provider]) -> BTreeMap<String, String> {
+    let mut env = base_env(bench, namespace);
+    for provider in providers {
+        env.extend(
+            bench
+                .sandbox
+                .worker_env(*provider)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v)),
+        );
+    }
+    env
+}
+
+/// Takes the worker's own limiter for `provider` (the variables' prefix, e.g. `SPOTLER`) out
+/// of the way, with `concurrency` calls in flight.
+pub(crate) fn unlimited(env: &mut BTreeMap<String, String>, provider: &str, concurrency: u32) {
+    env.insert(format!("{provider}_RATE"), "1000000/s".to_owned());
+    env.insert(format!("{provider}_BURST"), "1000".to_owned());
+    env.insert(format!("{provider}_CONCURRENCY"), concurrency.to_string());
 }
 
 /// What every worker runs with in a scenario: the broker and namespace, metrics on a free

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use switchyard_sandbox::Provider;
 
 use crate::amqp::Message;
 use crate::harness::{self, Bench, Drained};
@@ -16,10 +17,8 @@ use crate::series::{self, Series};
 use crate::summary::{Figure, Summary};
 use crate::throughput::{self, PREFETCH, Workload};
 
-/// Provider settings that keep the worker's own limiter out of the way.
-const UNLIMITED: &str = "1000000/s";
 /// Provider concurrency of the throughput runs (as contact-sync's).
-const CONCURRENCY: &str = "200";
+const CONCURRENCY: u32 = 200;
 
 /// loyalty-events' message types.
 const LOYALTY_EVENTS_KEYS: &[&str] = &[
@@ -42,94 +41,30 @@ const RECOMMENDATIONS_KEYS: &[&str] = &["recommendation.requested", "recommendat
 
 /// voucher-events' environment with every credential it requires, pointed at the sandbox.
 pub(crate) fn voucher_events_env(bench: &Bench, namespace: &str) -> BTreeMap<String, String> {
-    let sandbox = &bench.sandbox;
     let schema: PathBuf = bench.config.workspace.join("config/voucherify-metadata.toml");
-    let mut env = harness::base_env(bench, namespace);
-    env.extend(
-        [
-            ("VOUCHERIFY_BASE_URL", sandbox.voucherify_base_url()),
-            (
-                "VOUCHERIFY_APP_ID",
-                switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_ID.to_owned(),
-            ),
-            (
-                "VOUCHERIFY_APP_TOKEN",
-                switchyard_sandbox::DEFAULT_VOUCHERIFY_APP_TOKEN.to_owned(),
-            ),
-            (
-                "VOUCHERIFY_INTEGRATION_BASE_URL",
-                sandbox.voucherify_integration_base_url(),
-            ),
-            (
-                "VOUCHERIFY_INTEGRATION_APP_ID",
-                switchyard_sandbox::DEFAULT_VOUCHERIFY_INTEGRATION_APP_ID.to_owned(),
-            ),
-            (
-                "VOUCHERIFY_INTEGRATION_SECRET_KEY",
-                switchyard_sandbox::DEFAULT_VOUCHERIFY_INTEGRATION_SECRET_KEY.to_owned(),
-            ),
-            ("BLOOMREACH_BASE_URL", sandbox.bloomreach_base_url()),
-            (
-                "BLOOMREACH_PROJECT_TOKEN",
-                switchyard_sandbox::DEFAULT_BLOOMREACH_PROJECT_TOKEN.to_owned(),
-            ),
-            (
-                "BLOOMREACH_API_KEY_ID",
-                switchyard_sandbox::DEFAULT_BLOOMREACH_KEY_ID.to_owned(),
-            ),
-            (
-                "BLOOMREACH_API_SECRET",
-                switchyard_sandbox::DEFAULT_BLOOMREACH_SECRET.to_owned(),
-            ),
-            ("VOUCHERIFY_METADATA_SCHEMA", schema.display().to_string()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
+    let mut env = harness::with_providers(bench, namespace, &[Provider::Voucherify, Provider::Bloomreach]);
+    env.insert("VOUCHERIFY_METADATA_SCHEMA".to_owned(), schema.display().to_string());
     env
 }
 
 /// Adds the throughput settings: prefetch 200 and `provider`'s limiter out of the way.
 fn fast(mut env: BTreeMap<String, String>, provider: &str) -> BTreeMap<String, String> {
     env.insert("SWITCHYARD_PREFETCH".to_owned(), PREFETCH.to_string());
-    env.insert(format!("{provider}_RATE"), UNLIMITED.to_owned());
-    env.insert(format!("{provider}_BURST"), "1000".to_owned());
-    env.insert(format!("{provider}_CONCURRENCY"), CONCURRENCY.to_owned());
+    harness::unlimited(&mut env, provider, CONCURRENCY);
     env
 }
 
 fn loyalty_events_env(bench: &Bench, namespace: &str) -> BTreeMap<String, String> {
-    let mut env = harness::base_env(bench, namespace);
-    env.extend(
-        [
-            ("ECOMAIL_BASE_URL", bench.sandbox.ecomail_base_url()),
-            (
-                "ECOMAIL_API_KEY",
-                switchyard_sandbox::DEFAULT_ECOMAIL_API_KEY.to_owned(),
-            ),
-            ("ECOMAIL_LIST_ID", LOYALTY_LIST_ID.to_string()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
+    let mut env = harness::with_providers(bench, namespace, &[Provider::Ecomail]);
+    env.insert("ECOMAIL_LIST_ID".to_owned(), LOYALTY_LIST_ID.to_string());
     fast(env, "ECOMAIL")
 }
 
 fn recommendations_env(bench: &Bench, namespace: &str) -> BTreeMap<String, String> {
-    let mut env = harness::base_env(bench, namespace);
-    env.extend(
-        [
-            ("FROOMLE_BASE_URL", bench.sandbox.froomle_base_url()),
-            (
-                "FROOMLE_CLIENT_ID",
-                switchyard_sandbox::DEFAULT_FROOMLE_CLIENT_ID.to_owned(),
-            ),
-            (
-                "FROOMLE_CLIENT_SECRET",
-                switchyard_sandbox::DEFAULT_FROOMLE_CLIENT_SECRET.to_owned(),
-            ),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
-    fast(env, "FROOMLE")
+    fast(
+        harness::with_providers(bench, namespace, &[Provider::Froomle]),
+        "FROOMLE",
+    )
 }
 
 fn json_message(id: String, kind: &'static str, body: &serde_json::Value) -> Message {

@@ -148,6 +148,80 @@ impl RunningSandbox {
         format!("{}{}", self.base_url(), Provider::Froomle.path_prefix())
     }
 
+    /// The variables that point a worker at this sandbox's `provider` with the default
+    /// credentials ([`SandboxConfig::for_tests`]): its base URL and secrets, named as the
+    /// workers read them (Voucherify includes its integration endpoints).
+    pub fn worker_env(&self, provider: Provider) -> Vec<(&'static str, String)> {
+        use crate::config as c;
+        let env = |base: (&'static str, String), secrets: &[(&'static str, &str)]| {
+            let mut env = vec![base];
+            env.extend(secrets.iter().map(|(k, v)| (*k, (*v).to_owned())));
+            env
+        };
+        match provider {
+            Provider::Spotler => env(
+                ("SPOTLER_BASE_URL", self.spotler_base_url()),
+                &[
+                    ("SPOTLER_CONSUMER_KEY", c::DEFAULT_SPOTLER_CONSUMER_KEY),
+                    ("SPOTLER_CONSUMER_SECRET", c::DEFAULT_SPOTLER_CONSUMER_SECRET),
+                ],
+            ),
+            Provider::Ecomail => env(
+                ("ECOMAIL_BASE_URL", self.ecomail_base_url()),
+                &[("ECOMAIL_API_KEY", c::DEFAULT_ECOMAIL_API_KEY)],
+            ),
+            Provider::Voucherify | Provider::VoucherifyIntegration => {
+                let mut vars = env(
+                    ("VOUCHERIFY_BASE_URL", self.voucherify_base_url()),
+                    &[
+                        ("VOUCHERIFY_APP_ID", c::DEFAULT_VOUCHERIFY_APP_ID),
+                        ("VOUCHERIFY_APP_TOKEN", c::DEFAULT_VOUCHERIFY_APP_TOKEN),
+                    ],
+                );
+                vars.extend(env(
+                    (
+                        "VOUCHERIFY_INTEGRATION_BASE_URL",
+                        self.voucherify_integration_base_url(),
+                    ),
+                    &[
+                        (
+                            "VOUCHERIFY_INTEGRATION_APP_ID",
+                            c::DEFAULT_VOUCHERIFY_INTEGRATION_APP_ID,
+                        ),
+                        (
+                            "VOUCHERIFY_INTEGRATION_SECRET_KEY",
+                            c::DEFAULT_VOUCHERIFY_INTEGRATION_SECRET_KEY,
+                        ),
+                    ],
+                ));
+                vars
+            }
+            Provider::Bloomreach => env(
+                ("BLOOMREACH_BASE_URL", self.bloomreach_base_url()),
+                &[
+                    ("BLOOMREACH_PROJECT_TOKEN", c::DEFAULT_BLOOMREACH_PROJECT_TOKEN),
+                    ("BLOOMREACH_API_KEY_ID", c::DEFAULT_BLOOMREACH_KEY_ID),
+                    ("BLOOMREACH_API_SECRET", c::DEFAULT_BLOOMREACH_SECRET),
+                ],
+            ),
+            Provider::Salesmanago => env(
+                ("SALESMANAGO_BASE_URL", self.salesmanago_base_url()),
+                &[
+                    ("SALESMANAGO_CLIENT_ID", c::DEFAULT_SALESMANAGO_CLIENT_ID),
+                    ("SALESMANAGO_API_SECRET", c::DEFAULT_SALESMANAGO_API_SECRET),
+                    ("SALESMANAGO_OWNER", c::DEFAULT_SALESMANAGO_OWNER),
+                ],
+            ),
+            Provider::Froomle => env(
+                ("FROOMLE_BASE_URL", self.froomle_base_url()),
+                &[
+                    ("FROOMLE_CLIENT_ID", c::DEFAULT_FROOMLE_CLIENT_ID),
+                    ("FROOMLE_CLIENT_SECRET", c::DEFAULT_FROOMLE_CLIENT_SECRET),
+                ],
+            ),
+        }
+    }
+
     /// Stops the server now (the same as dropping it).
     pub fn stop(self) {
         drop(self);

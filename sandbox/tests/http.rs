@@ -1075,3 +1075,46 @@ async fn seeded_ecomail_subscribers_can_be_updated_and_no_call_is_logged_for_the
         Some("Two")
     );
 }
+
+#[tokio::test]
+async fn worker_env_points_at_this_sandbox_with_the_default_credentials() {
+    let h = start().await;
+    let spotler = h.sandbox.worker_env(Provider::Spotler);
+    assert_eq!(
+        spotler,
+        [
+            ("SPOTLER_BASE_URL", h.sandbox.spotler_base_url()),
+            ("SPOTLER_CONSUMER_KEY", DEFAULT_SPOTLER_CONSUMER_KEY.to_owned()),
+            ("SPOTLER_CONSUMER_SECRET", DEFAULT_SPOTLER_CONSUMER_SECRET.to_owned()),
+        ]
+    );
+    let voucherify = h.sandbox.worker_env(Provider::Voucherify);
+    let names: Vec<&str> = voucherify.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        names,
+        [
+            "VOUCHERIFY_BASE_URL",
+            "VOUCHERIFY_APP_ID",
+            "VOUCHERIFY_APP_TOKEN",
+            "VOUCHERIFY_INTEGRATION_BASE_URL",
+            "VOUCHERIFY_INTEGRATION_APP_ID",
+            "VOUCHERIFY_INTEGRATION_SECRET_KEY",
+        ]
+    );
+    for provider in [
+        Provider::Ecomail,
+        Provider::Bloomreach,
+        Provider::Salesmanago,
+        Provider::Froomle,
+    ] {
+        let env = h.sandbox.worker_env(provider);
+        let (name, url) = &env[0];
+        assert!(name.ends_with("_BASE_URL"), "{provider:?}: {env:?}");
+        assert!(url.starts_with(&h.sandbox.base_url()), "{provider:?}: {url}");
+        assert!(
+            env.iter()
+                .skip(1)
+                .all(|(_, v)| v.starts_with("sandbox-") || v.contains('@'))
+        );
+    }
+}

@@ -99,43 +99,57 @@ async fn paced_run(namespace: &Namespace, observer: &Observer, prefix: &str, rat
     })
 }
 
-/// CPU seconds used so far by the worker, the broker and the bench, and when.
+/// CPU seconds used so far by the worker (if one runs), the broker and the bench, and when.
 #[derive(Debug, Clone, Copy)]
-struct Usage {
+struct Reading {
     at: Instant,
-    /// Seconds between two readings (0 for a reading).
-    wall: f64,
-    worker: f64,
+    worker: Option<f64>,
     broker: Option<f64>,
     bench: Option<f64>,
 }
 
-impl Usage {
-    fn now(worker: &WorkerProcess) -> Result<Self> {
-        let cpu = worker.cpu_times()?;
+/// What each party used between two readings, in cores, over `wall` seconds.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    wall: f64,
+    worker: Option<f64>,
+    broker: Option<f64>,
+    bench: Option<f64>,
+}
+
+impl Reading {
+    fn now(worker: Option<&WorkerProcess>) -> Result<Self> {
+        let worker = match worker {
+            Some(worker) => {
+                let cpu = worker.cpu_times()?;
+                Some(cpu.user + cpu.system)
+            }
+            None => None,
+        };
         Ok(Self {
             at: Instant::now(),
-            wall: 0.0,
-            worker: cpu.user + cpu.system,
+            worker,
             broker: process::broker_cpu_seconds(),
             bench: process::own_cpu_seconds(),
         })
     }
 
-    fn since(&self, before: &Self) -> Self {
-        Self {
-            at: self.at,
-            wall: self.at.duration_since(before.at).as_secs_f64(),
-            worker: self.worker - before.worker,
-            broker: self.broker.zip(before.broker).map(|(a, b)| a - b),
-            bench: self.bench.zip(before.bench).map(|(a, b)| a - b),
+    /// Cores each party used since `before`.
+    fn since(&self, before: &Self) -> Usage {
+        let wall = self.at.duration_since(before.at).as_secs_f64().max(f64::EPSILON);
+        let cores = |now: Option<f64>, then: Option<f64>| now.zip(then).map(|(a, b)| (a - b) / wall);
+        Usage {
+            wall,
+            worker: cores(self.worker, before.worker),
+            broker: cores(self.broker, before.broker),
+            bench: cores(self.bench, before.bench),
         }
     }
 }
 
-/// CPU seconds over `wall` seconds as cores in use.
-fn cores(seconds: Option<f64>, wall: f64) -> String {
-    seconds.map_or_else(|| "n/a".to_owned(), |s| format!("{:.2}", s / wall))
+/// Cores in use, for printing.
+fn cores(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |cores| format!("{cores:.2}"))
 }
 
 fn percentile(latencies: &[f64], q: f64) -> Result<f64> {
@@ -171,10 +185,10 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
             "latency: contact-sync idle at {:.1} MiB; publishing {rate:.0} msg/s for {secs} s",
             process::mib(idle.current_kib)
         );
-        let before = Usage::now(&worker)?;
+        let before = Reading::now(Some(&worker))?;
         let worker_run = paced_run(&namespace, &observer, "lat", rate, secs).await;
         worker.check_alive()?;
-        let used = Usage::now(&worker)?.since(&before);
+        let used = Reading::now(Some(&worker))?.since(&before);
         let worker_run = worker_run?;
         println!("latency: contact-sync at a quarter of the maximum rate ({quarter:.0} msg/s)");
         let worker_quarter = paced_run(&namespace, &observer, "latq", quarter, secs).await;
@@ -184,14 +198,9 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
 
         println!("latency: the lapin relay at the same rate");
         let relay = Relay::start(bench.config.amqp_url(), &queue, &namespace.exchange(), PREFETCH).await?;
-        let relay_started = Instant::now();
-        let relay_before = process::broker_cpu_seconds().zip(process::own_cpu_seconds());
+        let relay_before = Reading::now(None)?;
         let floor_run = paced_run(&namespace, &observer, "flat", rate, secs).await;
-        let relay_used = process::broker_cpu_seconds()
-            .zip(process::own_cpu_seconds())
-            .zip(relay_before)
-            .map(|((broker, bench), (broker0, bench0))| (broker - broker0, bench - bench0));
-        let relay_wall = relay_started.elapsed().as_secs_f64();
+        let relay_used = Reading::now(None)?.since(&relay_before);
         let floor_quarter = paced_run(&namespace, &observer, "flatq", quarter, secs).await;
         relay.stop().await?;
         observer.stop().await;
@@ -199,18 +208,20 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
         let floor_quarter = floor_quarter?;
         let messages = (rate * secs as f64).round().max(1.0);
         println!(
-            "latency: CPU use during the paced runs (cores): contact-sync run: worker {:.2}, broker {}, \
+            "latency: CPU use during the paced runs (cores): contact-sync run: worker {}, broker {}, \
              bench and sandbox {}; relay run: broker {}, bench and relay {}",
-            used.worker / used.wall,
-            cores(used.broker, used.wall),
-            cores(used.bench, used.wall),
-            cores(relay_used.map(|u| u.0), relay_wall),
-            cores(relay_used.map(|u| u.1), relay_wall),
+            cores(used.worker),
+            cores(used.broker),
+            cores(used.bench),
+            cores(relay_used.broker),
+            cores(relay_used.bench),
         );
-        println!(
-            "latency: worker CPU per message while paced: {:.0} µs",
-            used.worker * 1e6 / messages
-        );
+        if let Some(worker_cores) = used.worker {
+            println!(
+                "latency: worker CPU per message while paced: {:.0} µs",
+                worker_cores * used.wall * 1e6 / messages
+            );
+        }
         Ok::<_, anyhow::Error>((idle, worker_run, floor_run, worker_quarter, floor_quarter))
     }
     .await;

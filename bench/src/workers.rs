@@ -133,45 +133,47 @@ pub(crate) async fn each(bench: &Bench, summary: &mut Summary, plots: &mut Vec<S
     };
 
     println!("worker: loyalty-events (points.expiring → Ecomail fields + tracker event), backlog {backlog}");
-    let loyalty = load("loyalty-events", LOYALTY_EVENTS_KEYS, &["loyalty.notified"]);
     bench.sandbox.state.reset();
     // The notices update subscribers of the loyalty list, which must exist.
     bench
         .sandbox
         .state
         .seed_ecomail_subscribers(LOYALTY_LIST_ID, (0..backlog).map(|i| email("loyalty-events", i)));
-    let drained = throughput::drain(
-        bench,
-        loyalty,
-        |ns| loyalty_events_env(bench, ns),
-        |i| points_expiring("loyalty-events", i),
-    )
-    .await?;
-    report(summary, plots, loyalty, drained);
+    let loyalty = load("loyalty-events", LOYALTY_EVENTS_KEYS, &["loyalty.notified"]);
+    measure(bench, summary, plots, loyalty, loyalty_events_env, points_expiring).await?;
 
     println!("worker: voucher-events (voucher.publish.requested → Voucherify publication), backlog {backlog}");
-    let vouchers = load("voucher-events", VOUCHER_EVENTS_KEYS, &["voucher.published"]);
     bench.sandbox.state.reset();
-    let drained = throughput::drain(
-        bench,
-        vouchers,
-        |ns| fast(voucher_events_env(bench, ns), "VOUCHERIFY"),
-        |i| voucher_publish_requested("voucher-events", i),
-    )
-    .await?;
-    report(summary, plots, vouchers, drained);
+    let vouchers = load("voucher-events", VOUCHER_EVENTS_KEYS, &["voucher.published"]);
+    let env = |bench: &Bench, ns: &str| fast(voucher_events_env(bench, ns), "VOUCHERIFY");
+    measure(bench, summary, plots, vouchers, env, voucher_publish_requested).await?;
 
     println!("worker: recommendations (recommendation.requested → Froomle), backlog {backlog}");
-    let recommendations = load("recommendations", RECOMMENDATIONS_KEYS, &["recommendation.ready"]);
     bench.sandbox.state.reset();
-    let drained = throughput::drain(
+    let recommendations = load("recommendations", RECOMMENDATIONS_KEYS, &["recommendation.ready"]);
+    measure(
         bench,
+        summary,
+        plots,
         recommendations,
-        |ns| recommendations_env(bench, ns),
-        |i| recommendation_requested("recommendations", i),
+        recommendations_env,
+        recommendation_requested,
     )
-    .await?;
-    report(summary, plots, recommendations, drained);
+    .await
+}
+
+/// Drains `load` against the sandbox as it is, with the environment `env` makes and the
+/// messages `make(scenario, index)` makes, then adds its plot and figures.
+async fn measure(
+    bench: &Bench,
+    summary: &mut Summary,
+    plots: &mut Vec<Series>,
+    load: Workload<'_>,
+    env: impl FnOnce(&Bench, &str) -> BTreeMap<String, String>,
+    make: impl Fn(&str, usize) -> Message,
+) -> Result<()> {
+    let drained = throughput::drain(bench, load, |ns| env(bench, ns), |i| make(load.scenario, i)).await?;
+    report(summary, plots, load, drained);
     Ok(())
 }
 

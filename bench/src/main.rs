@@ -41,6 +41,11 @@ use crate::harness::Bench;
 use crate::series::Series;
 use crate::summary::Summary;
 
+/// jemalloc instead of glibc malloc: tasks and lapin's I/O threads free each other's
+/// allocations, which in glibc contends on arena locks (README "Benchmark").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let exe_dir = std::env::current_exe()

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 
+use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::Provider;
@@ -35,17 +36,47 @@ pub struct CallRecord {
     pub body: Option<serde_json::Value>,
 }
 
+/// A call as kept in the log: the body stays the bytes that arrived and is parsed only when
+/// somebody lists the calls (parsing every body on arrival was a large part of the sandbox's
+/// work per call under load).
+#[derive(Debug)]
+struct Logged {
+    seq: u64,
+    provider: Provider,
+    method: String,
+    path: String,
+    query: Option<String>,
+    status: u16,
+    received_at: String,
+    body: Option<Bytes>,
+}
+
+impl Logged {
+    fn record(&self) -> CallRecord {
+        CallRecord {
+            seq: self.seq,
+            provider: self.provider,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            query: self.query.clone(),
+            status: self.status,
+            received_at: self.received_at.clone(),
+            body: self.body.as_ref().and_then(|bytes| serde_json::from_slice(bytes).ok()),
+        }
+    }
+}
+
 /// A call that has been read but not answered yet.
 #[derive(Debug)]
 pub(crate) struct PendingCall {
     epoch: u64,
-    record: CallRecord,
+    call: Logged,
 }
 
 impl PendingCall {
     /// The provider called.
     pub(crate) fn provider(&self) -> Provider {
-        self.record.provider
+        self.call.provider
     }
 }
 
@@ -54,7 +85,7 @@ impl PendingCall {
 pub(crate) struct CallLog {
     epoch: u64,
     next_seq: u64,
-    records: VecDeque<CallRecord>,
+    records: VecDeque<Logged>,
 }
 
 /// What is known about a call when it arrives.
@@ -65,7 +96,8 @@ pub(crate) struct CallStart {
     pub(crate) path: String,
     pub(crate) query: Option<String>,
     pub(crate) received_at: String,
-    pub(crate) body: Option<serde_json::Value>,
+    /// The body as it arrived (recorded as JSON if it parses as JSON).
+    pub(crate) body: Option<Bytes>,
 }
 
 impl CallLog {
@@ -74,7 +106,7 @@ impl CallLog {
         self.next_seq += 1;
         PendingCall {
             epoch: self.epoch,
-            record: CallRecord {
+            call: Logged {
                 seq: self.next_seq,
                 provider: start.provider,
                 method: start.method,
@@ -92,7 +124,7 @@ impl CallLog {
         if pending.epoch != self.epoch {
             return;
         }
-        let mut record = pending.record;
+        let mut record = pending.call;
         record.status = status;
         // Calls usually finish in arrival order; keep the log sorted when they do not.
         let position = self
@@ -111,7 +143,7 @@ impl CallLog {
         self.records
             .iter()
             .filter(|record| provider.is_none_or(|p| record.provider == p))
-            .cloned()
+            .map(Logged::record)
             .collect()
     }
 
@@ -163,6 +195,19 @@ mod tests {
         let next = log.begin(start(Provider::Spotler, "/b"));
         log.finish(next, 204);
         assert_eq!(log.list(None)[0].seq, 1);
+    }
+
+    #[test]
+    fn bodies_are_listed_as_json_when_they_are_json() {
+        let mut log = CallLog::default();
+        for body in [&br#"{"email":"a@example.com"}"#[..], b"not json"] {
+            let mut call = start(Provider::Ecomail, "/x");
+            call.body = Some(Bytes::copy_from_slice(body));
+            let pending = log.begin(call);
+            log.finish(pending, 200);
+        }
+        let bodies: Vec<_> = log.list(None).into_iter().map(|c| c.body).collect();
+        assert_eq!(bodies, [Some(serde_json::json!({"email": "a@example.com"})), None]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | `PUT /lists/{list_id}/update-subscriber` | 200 `{subscriber: {...}}`; 404 |
 //! | `DELETE /lists/{list_id}/unsubscribe` | 200 `{subscriber: {...}}` with status 2; 404 |
 //! | `POST /lists/{list_id}/subscribe-bulk` | 200 `{inserts: N}` (first 3000 entries) |
+//! | `PUT /lists/{list_id}/update-subscriber-bulk` | 200 `{updates: N}`: subscribers of the list updated (first 3000 entries; nobody is added) |
 //! | `POST /tracker/events` | 200 the stored event; 422 if the address is unknown |
 //! | `GET /subscribers/{email}/events` | 200 `{current_page, data, per_page, total}` |
 //!
@@ -50,6 +51,7 @@ pub(crate) fn router() -> Router<Sandbox> {
         .route("/lists/{list_id}/subscribe-bulk", post(subscribe_bulk))
         .route("/lists/{list_id}/subscriber/{email}", get(get_subscriber))
         .route("/lists/{list_id}/update-subscriber", put(update_subscriber))
+        .route("/lists/{list_id}/update-subscriber-bulk", put(update_subscriber_bulk))
         .route("/lists/{list_id}/unsubscribe", delete(unsubscribe))
         .route("/tracker/events", post(track_event))
         .route("/subscribers/{email}/events", get(subscriber_events))
@@ -216,6 +218,29 @@ async fn subscribe(
     .into_response()
 }
 
+/// The validated entries of a bulk call's `subscriber_data` (the first 3000, each with an
+/// e-mail), or the errors.
+fn bulk_entries(body: &Map<String, Value>, errors: &mut Errors) -> Vec<SubscriberInput> {
+    match body.get("subscriber_data") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .take(MAX_BULK_SUBSCRIBERS)
+            .enumerate()
+            .map(|(index, item)| {
+                validate::subscriber_data(Some(item), &format!("subscriber_data.{index}"), true, errors)
+            })
+            .collect(),
+        None | Some(Value::Null) => {
+            errors.add("subscriber_data", "The subscriber data field is required.".to_owned());
+            Vec::new()
+        }
+        Some(_) => {
+            errors.add("subscriber_data", "The subscriber data must be an array.".to_owned());
+            Vec::new()
+        }
+    }
+}
+
 /// `POST /lists/{list_id}/subscribe-bulk`: never sends double opt-in; counts inserted and
 /// updated subscribers.
 async fn subscribe_bulk(
@@ -235,24 +260,7 @@ async fn subscribe_bulk(
         resubscribe: validate::boolean(&body, "resubscribe", false, &mut errors),
     };
     validate::boolean(&body, "trigger_autoresponders", false, &mut errors);
-    let entries: Vec<SubscriberInput> = match body.get("subscriber_data") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .take(MAX_BULK_SUBSCRIBERS)
-            .enumerate()
-            .map(|(index, item)| {
-                validate::subscriber_data(Some(item), &format!("subscriber_data.{index}"), true, &mut errors)
-            })
-            .collect(),
-        None | Some(Value::Null) => {
-            errors.add("subscriber_data", "The subscriber data field is required.".to_owned());
-            Vec::new()
-        }
-        Some(_) => {
-            errors.add("subscriber_data", "The subscriber data must be an array.".to_owned());
-            Vec::new()
-        }
-    };
+    let entries = bulk_entries(&body, &mut errors);
     if !errors.is_empty() {
         return errors.into_response();
     }
@@ -267,6 +275,34 @@ async fn subscribe_bulk(
         .count();
     drop(store);
     Json(json!({"inserts": inserts})).into_response()
+}
+
+/// `PUT /lists/{list_id}/update-subscriber-bulk`: updates the entries that are subscribers of
+/// the list and counts them; an entry that is not is skipped (the count says only how many).
+async fn update_subscriber_bulk(
+    State(sandbox): State<Sandbox>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(list_id) = list_id(path) else {
+        return route_not_found();
+    };
+    let body = input(&headers, &body);
+    let mut errors = Errors::default();
+    let allow_resubscribe = validate::boolean(&body, "allow_resubscribe", false, &mut errors);
+    let entries = bulk_entries(&body, &mut errors);
+    if !errors.is_empty() {
+        return errors.into_response();
+    }
+    let now = sql_datetime(now_utc());
+    let mut store = sandbox.ecomail_store();
+    let updates = entries
+        .iter()
+        .filter(|entry| store.update_existing(list_id, entry, allow_resubscribe, &now))
+        .count();
+    drop(store);
+    Json(json!({"updates": updates})).into_response()
 }
 
 /// `GET /lists/{list_id}/subscriber/{email}`.

@@ -16,6 +16,11 @@ use tokio::net::TcpListener;
 const EXIT_BIND: u8 = 71;
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
+/// jemalloc instead of glibc malloc: tasks and lapin's I/O threads free each other's
+/// allocations, which in glibc contends on arena locks (README "Benchmark").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let log_config = match LogConfig::from_strings(&Env) {

@@ -252,7 +252,7 @@ async fn gate(State(sandbox): State<Sandbox>, request: Request, next: Next) -> R
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
         received_at,
-        body: body.as_ref().ok().and_then(|bytes| serde_json::from_slice(bytes).ok()),
+        body: body.as_ref().ok().cloned(),
     };
     let pending = sandbox.begin_call(start);
     let mut response = match body {

@@ -741,6 +741,68 @@ async fn ecomail_update_unsubscribe_and_bulk() {
     assert_eq!(error, json!({"message": "Subscriber not found"}));
 }
 
+#[tokio::test]
+async fn update_subscriber_bulk_updates_only_subscribers_of_the_list_and_counts_them() {
+    let h = start().await;
+    for email in ["u1@example.cz", "u2@example.cz"] {
+        let (status, _) = h.subscribe(3, json!({"subscriber_data": {"email": email}})).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    h.ecomail(Method::DELETE, "/lists/3/unsubscribe")
+        .json(&json!({"email": "u2@example.cz"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = json_of(
+        h.ecomail(Method::PUT, "/lists/3/update-subscriber-bulk")
+            .json(&json!({"subscriber_data": [
+                {"email": "U1@example.cz", "custom_fields": {"ellity_pin": "1234"}},
+                {"email": "u2@example.cz", "custom_fields": {"ellity_pin": "5678"}},
+                {"email": "nobody@example.cz", "custom_fields": {"ellity_pin": "0000"}}
+            ]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, json!({"updates": 2}));
+    let u1 = h.sandbox.state.ecomail_subscriber(3, "u1@example.cz").unwrap();
+    assert_eq!(u1.custom_fields.get("ellity_pin"), Some(&json!("1234")));
+    // Updated, but not resubscribed unless asked to; nobody is added.
+    let u2 = h.sandbox.state.ecomail_subscriber(3, "u2@example.cz").unwrap();
+    assert_eq!(
+        (u2.status, u2.custom_fields.get("ellity_pin")),
+        (STATUS_UNSUBSCRIBED, Some(&json!("5678")))
+    );
+    assert!(h.sandbox.state.ecomail_subscriber(3, "nobody@example.cz").is_none());
+
+    let (_, answer) = json_of(
+        h.ecomail(Method::PUT, "/lists/3/update-subscriber-bulk")
+            .json(&json!({"subscriber_data": [{"email": "u2@example.cz"}], "allow_resubscribe": true}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer, json!({"updates": 1}));
+    assert_eq!(
+        h.sandbox.state.ecomail_subscriber(3, "u2@example.cz").unwrap().status,
+        STATUS_SUBSCRIBED
+    );
+
+    let (status, error) = json_of(
+        h.ecomail(Method::PUT, "/lists/3/update-subscriber-bulk")
+            .json(&json!({"subscriber_data": [{"custom_fields": {}}]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(error["errors"].get("subscriber_data.0.email").is_some(), "{error}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rate limits, faults, inspection
 

@@ -560,3 +560,130 @@ async fn an_invalid_pin_message_is_dead_lettered_without_the_pin() {
     assert!(h.sandbox.state.calls(Provider::Ecomail).is_empty());
     h.finish().await;
 }
+
+/// The Ecomail calls that reached the sandbox after the test's seeding subscribes, as
+/// `METHOD last-path-segment`.
+fn ecomail_calls(h: &LoyaltyHarness) -> Vec<String> {
+    h.sandbox
+        .state
+        .calls(Provider::Ecomail)
+        .into_iter()
+        .filter(|c| !c.path.ends_with("/subscribe"))
+        .map(|c| {
+            let operation = c.path.rsplit('/').next().unwrap_or_default().to_owned();
+            format!("{} {operation}", c.method)
+        })
+        .collect()
+}
+
+/// Loyalty-events with a linger long enough that a burst of notices shares one bulk call.
+const BURST: &[(&str, &str)] = &[("LOYALTY_EVENTS_BULK_LINGER", "500ms")];
+
+fn pin(customer: &str, email: &str, pin: &str) -> Value {
+    json!({"customer_id": customer, "customer_email": email, "pin": pin, "changed_at": "2026-11-20T10:00:00Z"})
+}
+
+#[tokio::test]
+async fn a_burst_of_notices_shares_one_bulk_field_update_before_its_events() {
+    let h = LoyaltyHarness::start("loy-bulk", BURST).await;
+    let emails: Vec<String> = (0..5).map(|i| format!("bulk{i}@example.cz")).collect();
+    for email in &emails {
+        h.seed_subscriber(email).await;
+    }
+    for (i, email) in emails.iter().enumerate() {
+        h.publish("pin.changed", &pin(&format!("ellity-{i}"), email, &format!("100{i}")))
+            .await;
+    }
+    let mut results = Vec::new();
+    h.wait_results(&mut results, 5, T).await;
+    assert_eq!(statuses(&results), ["sent"; 5]);
+
+    let calls = ecomail_calls(&h);
+    assert_eq!(calls[0], "PUT update-subscriber-bulk", "{calls:?}");
+    assert_eq!(
+        calls.iter().filter(|c| c.contains("update-subscriber")).count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(calls[1..], ["POST events"; 5], "{calls:?}");
+    let all = h.sandbox.state.calls(Provider::Ecomail);
+    let bulk = all.iter().find(|c| c.path.ends_with("/update-subscriber-bulk"));
+    let body = bulk.and_then(|c| c.body.clone()).unwrap_or_default();
+    assert_eq!(body["allow_resubscribe"], json!(false));
+    assert_eq!(body["subscriber_data"].as_array().map(Vec::len), Some(5), "{body}");
+    for (i, email) in emails.iter().enumerate() {
+        assert_eq!(
+            h.custom_fields(email).get("ellity_pin"),
+            Some(&json!(format!("100{i}")))
+        );
+        assert_eq!(labels(&h, email), ["pin"]);
+    }
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_bulk_update_with_a_missing_subscriber_finds_it_with_single_updates() {
+    let h = LoyaltyHarness::start("loy-bulk-missing", BURST).await;
+    let present = ["here0@example.cz", "here1@example.cz", "here2@example.cz"];
+    for email in present {
+        h.seed_subscriber(email).await;
+    }
+    for (i, email) in present.iter().chain(["gone@example.cz"].iter()).enumerate() {
+        h.publish("pin.changed", &pin(&format!("ellity-{i}"), email, "4242"))
+            .await;
+    }
+    let mut results = Vec::new();
+    h.wait_results(&mut results, 4, T).await;
+    assert_eq!(statuses(&results), ["sent", "sent", "sent", "skipped:not_in_list"]);
+
+    // The bulk call updated three of four; Ecomail's count does not say who is missing, so
+    // each entry went again on its own, and only the missing one was retried after that.
+    let calls = ecomail_calls(&h);
+    assert_eq!(calls[0], "PUT update-subscriber-bulk", "{calls:?}");
+    assert_eq!(
+        calls.iter().filter(|c| *c == "PUT update-subscriber-bulk").count(),
+        1,
+        "{calls:?}"
+    );
+    // 4 after the short count, then 2 more attempts of the missing one (3 attempts in all).
+    assert_eq!(
+        calls.iter().filter(|c| *c == "PUT update-subscriber").count(),
+        6,
+        "{calls:?}"
+    );
+    for email in present {
+        assert_eq!(h.custom_fields(email).get("ellity_pin"), Some(&json!("4242")));
+        assert_eq!(labels(&h, email), ["pin"]);
+    }
+    assert!(h.events_for("gone@example.cz").is_empty());
+    assert!(h.sandbox.state.ecomail_subscriber(7, "gone@example.cz").is_none());
+    assert!(h.dead_letters().await.is_empty());
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn bulk_field_updates_can_be_switched_off() {
+    let h = LoyaltyHarness::start("loy-bulk-off", &[("LOYALTY_EVENTS_BULK", "false")]).await;
+    for i in 0..3 {
+        let email = format!("single{i}@example.cz");
+        h.seed_subscriber(&email).await;
+    }
+    for i in 0..3 {
+        h.publish(
+            "pin.changed",
+            &pin(&format!("ellity-{i}"), &format!("single{i}@example.cz"), "7777"),
+        )
+        .await;
+    }
+    let mut results = Vec::new();
+    h.wait_results(&mut results, 3, T).await;
+    assert_eq!(statuses(&results), ["sent"; 3]);
+    let calls = ecomail_calls(&h);
+    assert_eq!(
+        calls.iter().filter(|c| *c == "PUT update-subscriber").count(),
+        3,
+        "{calls:?}"
+    );
+    assert!(!calls.iter().any(|c| c.contains("bulk")), "{calls:?}");
+    h.finish().await;
+}

@@ -285,6 +285,31 @@ impl EcomailStore {
         Ok(subscriber)
     }
 
+    /// One entry of `PUT /lists/{id}/update-subscriber-bulk`: merges `input` into the subscriber
+    /// with `input.email` if it is in the list (reactivating an unsubscribed one only with
+    /// `allow_resubscribe`); true if it was updated. Nobody is added.
+    pub(crate) fn update_existing(
+        &mut self,
+        list_id: u64,
+        input: &SubscriberInput,
+        allow_resubscribe: bool,
+        now: &str,
+    ) -> bool {
+        let Some(email) = input.email.as_deref().map(normalize_email) else {
+            return false;
+        };
+        let Some(subscriber) = self.lists.get_mut(&list_id).and_then(|list| list.get_mut(&email)) else {
+            return false;
+        };
+        if allow_resubscribe && subscriber.status == STATUS_UNSUBSCRIBED {
+            subscriber.status = STATUS_SUBSCRIBED;
+            subscriber.unsubscribed_at = None;
+            subscriber.subscribed_at = Some(now.to_owned());
+        }
+        subscriber.merge(input);
+        true
+    }
+
     /// Marks the subscriber unsubscribed (status 2).
     pub(crate) fn unsubscribe(&mut self, list_id: u64, email: &str, now: &str) -> Option<EcomailSubscriber> {
         let subscriber = self.lists.get_mut(&list_id)?.get_mut(&normalize_email(email))?;

@@ -122,6 +122,36 @@ struct BulkAnswer {
     inserts: u64,
 }
 
+/// Custom fields for one existing subscriber, an entry of `update-subscriber-bulk`. Its
+/// `Debug` hides the address.
+#[derive(Clone, PartialEq, Serialize)]
+pub struct FieldUpdate {
+    /// The subscriber's e-mail. Personal data: never log it.
+    pub email: String,
+    /// The custom fields to set (merged key by key).
+    pub custom_fields: BTreeMap<String, serde_json::Value>,
+}
+
+impl fmt::Debug for FieldUpdate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FieldUpdate")
+            .field("email", &"<redacted>")
+            .field("custom_fields", &self.custom_fields.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
+struct BulkUpdateRequest<'a> {
+    subscriber_data: &'a [FieldUpdate],
+    allow_resubscribe: bool,
+}
+
+#[derive(Deserialize)]
+struct BulkUpdateAnswer {
+    updates: u64,
+}
+
 #[derive(Deserialize)]
 struct SubscriberEnvelope {
     subscriber: StoredSubscriber,
@@ -309,6 +339,57 @@ impl EcomailClient {
         .map(drop)
     }
 
+    /// `PUT /lists/{list}/update-subscriber-bulk` (at most [`MAX_BULK`] entries, never
+    /// resubscribing anyone): sets custom fields of subscribers already in the list and answers
+    /// how many it updated. Like the single update it adds nobody to the list. Ecomail answers
+    /// a count only, so a short count does not say which entries were not updated; see
+    /// [`EcomailClient::update_custom_fields_each`].
+    pub async fn update_custom_fields_bulk(&self, updates: &[FieldUpdate]) -> Result<u64, CallError> {
+        const OPERATION: &str = "update_subscriber_bulk";
+        if updates.len() > MAX_BULK {
+            return Err(CallError::Permanent(format!(
+                "ecomail {OPERATION}: {} subscribers, at most {MAX_BULK} per call",
+                updates.len()
+            )));
+        }
+        let request = BulkUpdateRequest {
+            subscriber_data: updates,
+            allow_resubscribe: false,
+        };
+        let body = serde_json::to_vec(&request)
+            .map_err(|e| CallError::Permanent(format!("ecomail {OPERATION}: cannot encode: {e}")))?;
+        let path = format!("/lists/{}/update-subscriber-bulk", self.config.list_id);
+        let reply = self.call(OPERATION, Method::PUT, &path, Some(body)).await?;
+        let answer: BulkUpdateAnswer = serde_json::from_slice(&reply.body)
+            .map_err(|e| CallError::Retriable(format!("ecomail {OPERATION}: unexpected answer: {e}")))?;
+        Ok(answer.updates)
+    }
+
+    /// Sets the custom fields of every entry and answers one result per entry, in order: one
+    /// `update-subscriber-bulk` call when every entry was updated; when the count falls short
+    /// (someone is not in the list), each entry again on its own (`update-subscriber`, which
+    /// is idempotent), so that exactly the missing subscribers get [`CallError::NotFound`].
+    /// A failed bulk call is every entry's error. One entry goes straight to the single call.
+    pub async fn update_custom_fields_each(&self, updates: &[FieldUpdate]) -> Vec<Result<(), CallError>> {
+        if let [single] = updates {
+            return vec![self.update_custom_fields(&single.email, &single.custom_fields).await];
+        }
+        match self.update_custom_fields_bulk(updates).await {
+            Ok(count) if usize::try_from(count).is_ok_and(|count| count >= updates.len()) => {
+                vec![Ok(()); updates.len()]
+            }
+            Ok(_) => {
+                futures_util::future::join_all(
+                    updates
+                        .iter()
+                        .map(|update| self.update_custom_fields(&update.email, &update.custom_fields)),
+                )
+                .await
+            }
+            Err(error) => vec![Err(error); updates.len()],
+        }
+    }
+
     /// Records a tracker event (`POST /tracker/events`). Ecomail refuses events for an address
     /// that is no subscriber (422 on `event.email`); that is [`CallError::NotFound`].
     pub async fn track_event(&self, event: &TrackerEvent) -> Result<(), CallError> {
@@ -397,5 +478,25 @@ mod tests {
             serde_json::json!({"event": {"email": "a@example.com", "category": "ellity", "action": "change", "label": "pin"}})
         );
         assert!(!format!("{event:?}").contains("a@example.com"));
+    }
+
+    #[test]
+    fn bulk_updates_have_ecomails_shape_and_hide_the_address() {
+        let update = FieldUpdate {
+            email: "a@example.com".into(),
+            custom_fields: [("ellity_pin".to_owned(), serde_json::json!("1234"))]
+                .into_iter()
+                .collect(),
+        };
+        let request = BulkUpdateRequest {
+            subscriber_data: std::slice::from_ref(&update),
+            allow_resubscribe: false,
+        };
+        assert_eq!(
+            serde_json::to_value(&request).unwrap_or_default(),
+            serde_json::json!({"subscriber_data": [{"email": "a@example.com", "custom_fields": {"ellity_pin": "1234"}}], "allow_resubscribe": false})
+        );
+        let shown = format!("{update:?}");
+        assert!(!shown.contains("a@example.com") && !shown.contains("1234"), "{shown}");
     }
 }

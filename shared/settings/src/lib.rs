@@ -136,6 +136,17 @@ pub fn duration_or(strings: &dyn Strings, name: &str, default: Duration) -> Resu
     Ok(parse(strings, name, parse_duration)?.unwrap_or(default))
 }
 
+/// Reads an on/off switch (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case), or
+/// `default` when unset.
+pub fn flag(strings: &dyn Strings, name: &str, default: bool) -> Result<bool, ConfigError> {
+    Ok(parse(strings, name, |raw| match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected `true` or `false`"),
+    })?
+    .unwrap_or(default))
+}
+
 /// Reads a secret: `NAME` itself, or the contents of the file named by `NAME_FILE`
 /// (trailing newline trimmed). Setting both is an error.
 pub fn secret(strings: &dyn Strings, name: &str) -> Result<Option<SecretString>, ConfigError> {

@@ -133,17 +133,6 @@ fn base_url(strings: &dyn Strings, name: &str, example: &str) -> Result<Url, Con
 }
 
 /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), or `default` when unset.
-fn flag(strings: &dyn Strings, name: &str, default: bool) -> Result<bool, ConfigError> {
-    Ok(
-        settings::parse(strings, name, |raw| match raw.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(true),
-            "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err("expected `true` or `false`"),
-        })?
-        .unwrap_or(default),
-    )
-}
-
 fn destinations(strings: &dyn Strings) -> Result<Vec<String>, ConfigError> {
     const NAME: &str = "CONTACT_SYNC_DESTINATIONS";
     let raw = strings.get(NAME)?.unwrap_or_else(|| "spotler,ecomail".to_owned());
@@ -204,7 +193,7 @@ fn spotler_options(strings: &dyn Strings, max_wait: Duration) -> Result<SpotlerO
             "use 1-32 letters, digits, `-`, `_`, `.` or `:` (e.g. `sy-`)",
         ));
     }
-    let bulk = if flag(strings, "CONTACT_SYNC_BULK", true)? {
+    let bulk = if settings::flag(strings, "CONTACT_SYNC_BULK", true)? {
         let size = settings::parse_or(strings, "SPOTLER_BULK_SIZE", MAX_CONTACTS_PER_CALL)?;
         if size == 0 || size > MAX_CONTACTS_PER_CALL {
             return Err(ConfigError::invalid(
@@ -227,9 +216,9 @@ fn spotler_options(strings: &dyn Strings, max_wait: Duration) -> Result<SpotlerO
         None
     };
     Ok(SpotlerOptions {
-        check_properties: flag(strings, "SPOTLER_CHECK_PROPERTIES", true)?,
+        check_properties: settings::flag(strings, "SPOTLER_CHECK_PROPERTIES", true)?,
         templist_prefix,
-        templist_evict_oldest: flag(strings, "SPOTLER_TEMPLIST_EVICT_OLDEST", false)?,
+        templist_evict_oldest: settings::flag(strings, "SPOTLER_TEMPLIST_EVICT_OLDEST", false)?,
         bulk,
     })
 }

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::num::NonZeroU32;
 
+use std::time::Duration;
+
+use mq::batch::BatchSettings;
 use mq::worker::Common;
 use provider_ecomail::EcomailConfig;
 use secrecy::{ExposeSecret, SecretString};
@@ -31,6 +34,10 @@ pub const MAX_NOTICE_DAYS: u32 = 366;
 pub const DEFAULT_SUBSCRIPTION_POINTS: u32 = 50;
 /// The largest award or deduction accepted.
 pub const MAX_SUBSCRIPTION_POINTS: u32 = 1_000_000;
+/// Default subscribers per `update-subscriber-bulk` call.
+pub const DEFAULT_BULK_SIZE: usize = 50;
+/// Default time a field update waits for others to share its bulk call.
+pub const DEFAULT_BULK_LINGER: Duration = Duration::from_millis(20);
 
 /// Everything loyalty-events needs, validated.
 #[derive(Debug, Clone)]
@@ -52,6 +59,10 @@ pub struct Config {
     pub unsubscribe_points: u32,
     /// Where the once-a-day and processed-message records live (`REDIS_URL`; unset = in process).
     pub redis: Option<RedisUrl>,
+    /// Batching of the notices' field updates into `update-subscriber-bulk` calls
+    /// (`LOYALTY_EVENTS_BULK`, `LOYALTY_EVENTS_BULK_SIZE`, `LOYALTY_EVENTS_BULK_LINGER`); `None`
+    /// when off (one `update-subscriber` call per notice).
+    pub bulk: Option<BatchSettings>,
 }
 
 /// A validated `redis://` URL. It may hold a password, so `Debug` shows only the host.
@@ -111,6 +122,32 @@ pub fn parse_offset(raw: &str) -> Result<UtcOffset, String> {
         .ok_or_else(|| "expected a UTC offset such as `+01:00`, `-05:30` or `+00:00`".to_owned())
 }
 
+/// The field-update batching, or `None` when `LOYALTY_EVENTS_BULK` is off. The linger delays
+/// every notice, so it must stay well inside the time a delivery may be held.
+fn bulk(strings: &dyn Strings, max_wait: Duration) -> Result<Option<BatchSettings>, ConfigError> {
+    if !settings::flag(strings, "LOYALTY_EVENTS_BULK", true)? {
+        return Ok(None);
+    }
+    let max_items = settings::parse_or(strings, "LOYALTY_EVENTS_BULK_SIZE", DEFAULT_BULK_SIZE)?;
+    if max_items == 0 || max_items > provider_ecomail::MAX_BULK {
+        return Err(ConfigError::invalid(
+            "LOYALTY_EVENTS_BULK_SIZE",
+            format!(
+                "must be between 1 and {} (Ecomail's limit per call)",
+                provider_ecomail::MAX_BULK
+            ),
+        ));
+    }
+    let linger = settings::duration_or(strings, "LOYALTY_EVENTS_BULK_LINGER", DEFAULT_BULK_LINGER)?;
+    if linger > Duration::from_secs(5) || linger >= max_wait {
+        return Err(ConfigError::invalid(
+            "LOYALTY_EVENTS_BULK_LINGER",
+            "must be at most 5s and shorter than half of SWITCHYARD_MAX_HOLD (it delays every notice)",
+        ));
+    }
+    Ok(Some(BatchSettings { max_items, linger }))
+}
+
 fn points(strings: &dyn Strings, name: &str) -> Result<u32, ConfigError> {
     Ok(settings::parse(strings, name, |raw| match raw.parse::<u32>() {
         Ok(n) if n <= MAX_SUBSCRIPTION_POINTS => Ok(n),
@@ -141,8 +178,10 @@ impl Config {
             .unwrap_or(Some(DEFAULT_NOTICE_DAYS));
         let offset = settings::parse(strings, "LOYALTY_TIMEZONE_OFFSET", parse_offset)?.unwrap_or(UtcOffset::UTC);
         let redis = settings::parse(strings, "REDIS_URL", parse_redis_url)?;
+        let common = Common::from_strings(strings, WORKER, ROUTING_KEYS, 16)?;
+        let bulk = bulk(strings, common.max_budget_wait())?;
         Ok(Self {
-            common: Common::from_strings(strings, WORKER, ROUTING_KEYS, 16)?,
+            common,
             ecomail_base_url,
             ecomail_limits,
             ecomail: EcomailConfig { api_key, list_id },
@@ -150,6 +189,7 @@ impl Config {
             subscribe_points: points(strings, "LOYALTY_SUBSCRIBE_POINTS")?,
             unsubscribe_points: points(strings, "LOYALTY_UNSUBSCRIBE_POINTS")?,
             redis,
+            bulk,
         })
     }
 }
@@ -190,6 +230,44 @@ mod tests {
         assert_eq!(config.ecomail.list_id, 7);
         assert!(config.redis.is_none());
         assert_eq!(config.common.spec.topology.routing_keys.len(), 4);
+        assert_eq!(
+            config.bulk,
+            Some(BatchSettings {
+                max_items: DEFAULT_BULK_SIZE,
+                linger: DEFAULT_BULK_LINGER
+            })
+        );
+    }
+
+    #[test]
+    fn bulk_can_be_sized_or_switched_off() {
+        let config = Config::from_strings(&with("LOYALTY_EVENTS_BULK", "off"));
+        assert!(config.is_ok_and(|c| c.bulk.is_none()));
+        let mut strings = with("LOYALTY_EVENTS_BULK_SIZE", "3000");
+        strings.insert("LOYALTY_EVENTS_BULK_LINGER", "5ms");
+        let bulk = Config::from_strings(&strings).map(|c| c.bulk);
+        assert!(
+            bulk.as_ref().is_ok_and(|b| *b
+                == Some(BatchSettings {
+                    max_items: 3000,
+                    linger: Duration::from_millis(5)
+                })),
+            "{bulk:?}"
+        );
+    }
+
+    #[test]
+    fn validate_rejects_bad_bulk_settings() {
+        for (name, bad) in [
+            ("LOYALTY_EVENTS_BULK", "maybe"),
+            ("LOYALTY_EVENTS_BULK_SIZE", "0"),
+            ("LOYALTY_EVENTS_BULK_SIZE", "3001"),
+            ("LOYALTY_EVENTS_BULK_SIZE", "many"),
+            ("LOYALTY_EVENTS_BULK_LINGER", "10 minutes"),
+            ("LOYALTY_EVENTS_BULK_LINGER", "6s"),
+        ] {
+            assert_eq!(variable_of(&with(name, bad)).as_deref(), Some(name), "{bad}");
+        }
     }
 
     #[test]

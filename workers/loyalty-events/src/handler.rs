@@ -21,9 +21,10 @@ use messages::loyalty::{
     AdjustReason, EventLabel, LoyaltyNotified, NoticeStatus, PinChanged, PointsAdjustRequested, PointsChanged,
     PointsExpiring, SkipReason, SourceType, SubscriptionChanged, SubscriptionStatus,
 };
+use mq::batch::Batcher;
 use mq::{Failure, FailureKind, Handler, Incoming, Outcome};
 use prometheus::{IntCounterVec, Opts, Registry};
-use provider_ecomail::{EcomailClient, TrackerEvent, date_value};
+use provider_ecomail::{EcomailClient, FieldUpdate, TrackerEvent, date_value};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::Date;
@@ -51,6 +52,10 @@ const EXPIRY_KEEP: Duration = Duration::from_secs(3 * 86_400);
 /// How long a sent credit or PIN event is remembered (covers the whole retry ladder and
 /// redeliveries after an outage).
 const MESSAGE_KEEP: Duration = Duration::from_secs(7 * 86_400);
+
+/// Batches the notices' field updates into `update-subscriber-bulk` calls; each notice gets
+/// its own result (see `EcomailClient::update_custom_fields_each`).
+pub type FieldsBulk = Batcher<FieldUpdate, Result<(), CallError>>;
 
 /// Counters of what the worker did.
 #[derive(Debug, Clone)]
@@ -83,6 +88,8 @@ impl LoyaltyMetrics {
 pub struct LoyaltyEvents<S: OnceStore = Store> {
     /// Ecomail client (its list holds the loyalty fields).
     pub ecomail: EcomailClient,
+    /// Field updates shared by several notices per call; `None` = one call per notice.
+    pub fields_bulk: Option<FieldsBulk>,
     /// The once-a-day and processed-message records.
     pub store: S,
     /// When expiry notices go out.
@@ -368,8 +375,20 @@ impl<S: OnceStore> LoyaltyEvents<S> {
         }
     }
 
+    /// Writes the fields, then (only once they are written) sends the event.
     async fn deliver(&self, notice: &Notice<'_>) -> Result<(), CallError> {
-        self.ecomail.update_custom_fields(notice.email, &notice.fields).await?;
+        match &self.fields_bulk {
+            Some(bulk) => {
+                let update = FieldUpdate {
+                    email: notice.email.to_owned(),
+                    custom_fields: notice.fields.clone(),
+                };
+                bulk.submit(update)
+                    .await
+                    .map_err(|stopped| CallError::Retriable(stopped.to_string()))??;
+            }
+            None => self.ecomail.update_custom_fields(notice.email, &notice.fields).await?,
+        }
         let event = TrackerEvent {
             email: notice.email.to_owned(),
             category: Some(CATEGORY.to_owned()),

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use api_client::{HttpMetrics, ProviderClient};
+use mq::batch::Batcher;
 use mq::worker::RunError;
 use prometheus::Registry;
 use provider_ecomail::EcomailClient;
@@ -35,8 +36,9 @@ pub use handler::LoyaltyEvents;
 use crate::handler::LoyaltyMetrics;
 use crate::record::{MemoryStore, RedisStore, Store};
 
-/// Builds the handler from the configuration. With `REDIS_URL` the records live in Redis
-/// (connected lazily, so an outage makes messages retry instead of stopping the worker).
+/// Builds the handler from the configuration (within a Tokio runtime: the field-update batcher
+/// is a task). With `REDIS_URL` the records live in Redis (connected lazily, so an outage makes
+/// messages retry instead of stopping the worker).
 pub fn build(config: &Config, registry: &Registry) -> Result<LoyaltyEvents, RunError> {
     let setup = |e: &dyn std::fmt::Display| RunError::Setup(e.to_string());
     let http_metrics = HttpMetrics::register(registry).map_err(|e| setup(&e))?;
@@ -67,8 +69,17 @@ pub fn build(config: &Config, registry: &Registry) -> Result<LoyaltyEvents, RunE
     } else {
         format!("switchyard:{namespace}:{}:", config::WORKER)
     };
+    let ecomail = EcomailClient::new(http, config.ecomail.clone());
+    let fields_bulk = config.bulk.map(|settings| {
+        let batch_client = ecomail.clone();
+        Batcher::spawn("ecomail", settings, move |updates: Vec<_>| {
+            let client = batch_client.clone();
+            async move { client.update_custom_fields_each(&updates).await }
+        })
+    });
     Ok(LoyaltyEvents {
-        ecomail: EcomailClient::new(http, config.ecomail.clone()),
+        ecomail,
+        fields_bulk,
         store,
         notice: config.notice,
         subscribe_points: config.subscribe_points,

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use loyalty_events::Config;
 use settings::Env;
 
+/// jemalloc instead of glibc malloc: tasks and lapin's I/O threads free each other's
+/// allocations, which in glibc contends on arena locks (README "Benchmark").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     mq::worker::main(

@@ -285,6 +285,9 @@ pub(crate) struct Drive<'a> {
     pub(crate) results_per_message: usize,
 }
 
+/// The longest a scenario waits for the broker to settle before it starts timing.
+pub(crate) const SETTLE_LIMIT: Duration = Duration::from_secs(20);
+
 /// Publishes `backlog` messages made by `make`, then starts the worker and times the
 /// `results_per_message × backlog` results until all arrived.
 pub(crate) async fn drain_backlog(
@@ -297,7 +300,12 @@ pub(crate) async fn drain_backlog(
 ) -> Result<Drained> {
     let observer = namespace.observer(drive.results).await?;
     namespace.publish_backlog((0..backlog).map(make)).await?;
-    println!("  {label}: {backlog} messages queued; starting {}", drive.worker);
+    let settled = process::broker_settled(SETTLE_LIMIT).await;
+    println!(
+        "  {label}: {backlog} messages queued (broker settled after {:.1} s); starting {}",
+        settled.as_secs_f64(),
+        drive.worker
+    );
     let started = Instant::now();
     let broker_before = process::broker_cpu_seconds();
     let bench_before = process::own_cpu_seconds();

@@ -7,13 +7,17 @@
 //! `contact.synced` on the observer queue (the result is routed, hence confirmable, by then).
 //! The sandbox injects no latency, so nothing is subtracted for it: its own handling time (well
 //! under a millisecond) counts as added, which makes the figure conservative. The first second
-//! is warm-up (HTTP connections) and is left out. The lapin relay is measured the same way at
-//! the same rate through the same queues: its latency is the broker's own (a quorum queue
-//! commits to disk before it delivers or confirms), and what the worker adds on top of it,
-//! percentile by percentile, is `latency_p50_added_ms` / `latency_p99_added_ms`. Both are then
-//! measured again at a quarter of the maximum rate (`latency_quarter_rate_*`): at half the
-//! maximum, the paced publisher, the broker, the worker and the sandbox keep the two cores
-//! nearly busy, and both distributions are then mostly the machine's queueing.
+//! is warm-up (HTTP connections) and is left out.
+//!
+//! What the worker adds is measured against the broker's own path, **in the same run**: every
+//! [`RELAY_EVERY`]th paced message goes to a second quorum queue drained by the lapin relay
+//! (the floor's relay, which publishes a `contact.synced` per input), interleaved with the
+//! worker's messages. A quorum queue commits to disk before it delivers or confirms, and the
+//! broker stalls now and then (WAL and segment writes, garbage collection); with separate runs
+//! those stalls fell into one distribution or the other and decided the p99 difference. With
+//! interleaved streams every stall hits both, so the percentile-by-percentile difference,
+//! `latency_p50_added_ms` / `latency_p99_added_ms`, is what the worker adds. Both are then
+//! measured again at a quarter of the maximum rate (`latency_quarter_rate_*`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,7 +25,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use tokio::time::Instant;
 
-use crate::amqp::{self, Observer, Seen};
+use crate::amqp::{self, Message, Observer, Seen};
 use crate::floor::Relay;
 use crate::harness::{self, Bench, FAST, Namespace};
 use crate::process::{self, WorkerProcess};
@@ -35,6 +39,11 @@ const SANDBOX_LATENCY_MS: f64 = 0.0;
 const ADDED_P99_GOAL_MS: f64 = 2.0;
 /// Rate used when the worker throughput scenario did not run.
 const FALLBACK_RATE: f64 = 2_000.0;
+/// Every this many paced messages, one goes to the relay instead of the worker.
+const RELAY_EVERY: usize = 4;
+/// The relay's queue (a worker topology of its own in the scenario's namespace) and routing key.
+const RELAY_QUEUE: &str = "latency-relay";
+const RELAY_KEY: &str = "bench.latency.relay";
 /// Publishes in the first second are warm-up.
 const WARM_UP: Duration = Duration::from_secs(1);
 /// How long the idle worker is left alone before its memory is read.
@@ -79,23 +88,78 @@ fn latencies(prefix: &str, published: &[Instant], seen: &[Seen]) -> Vec<f64> {
     latencies
 }
 
-async fn paced_run(namespace: &Namespace, observer: &Observer, prefix: &str, rate: f64, secs: u64) -> Result<Paced> {
-    let n = (rate * secs as f64).round().max(1.0) as usize;
-    let messages: Vec<_> = (0..n).map(|i| harness::contact_changed(prefix, i)).collect();
+/// One interleaved run: the worker's stream at `rate` and the relay's beside it.
+#[derive(Debug)]
+struct Paired {
+    worker: Paced,
+    relay: Paced,
+}
+
+/// The paced messages of one run: `worker_prefix-<i>` for the worker, every [`RELAY_EVERY`]th
+/// one `relay_prefix-<j>` for the relay.
+fn interleaved(worker_prefix: &str, relay_prefix: &str, total: usize) -> Vec<Message> {
+    let (mut worker, mut relay) = (0, 0);
+    (0..total)
+        .map(|i| {
+            if i % RELAY_EVERY == RELAY_EVERY - 1 {
+                let mut message = harness::contact_changed(relay_prefix, relay);
+                message.kind = RELAY_KEY;
+                relay += 1;
+                message
+            } else {
+                worker += 1;
+                harness::contact_changed(worker_prefix, worker - 1)
+            }
+        })
+        .collect()
+}
+
+/// Publishes the worker's messages at `rate` for `secs` with the relay's interleaved, and
+/// collects both streams' latencies.
+async fn paired_run(namespace: &Namespace, observer: &Observer, prefix: &str, rate: f64, secs: u64) -> Result<Paired> {
+    let total_rate = rate * RELAY_EVERY as f64 / (RELAY_EVERY - 1) as f64;
+    let n = (total_rate * secs as f64).round().max(RELAY_EVERY as f64) as usize;
+    let relay_prefix = format!("{prefix}relay");
+    let messages = interleaved(prefix, &relay_prefix, n);
     let channel = amqp::confirm_channel(&namespace.publish).await?;
     let started = Instant::now();
-    let published = amqp::publish_paced(&channel, &namespace.exchange(), messages, rate).await?;
+    let published = amqp::publish_paced(&channel, &namespace.exchange(), messages, total_rate).await?;
     channel.close(200, "published".into()).await?;
     let complete = observer.wait_for(n, Duration::from_secs(60)).await;
     let seen = observer.take();
     if !complete {
         bail!("{prefix}: only {} of {n} results arrived", seen.len());
     }
-    let mut arrivals: Vec<Instant> = seen.iter().map(|s| s.at).collect();
-    arrivals.sort_unstable();
-    Ok(Paced {
-        latencies_ms: latencies(prefix, &published, &seen),
-        points: series::over_time(started, &arrivals, 1.0),
+    let (mut worker_published, mut relay_published) = (Vec::new(), Vec::new());
+    for (i, at) in published.into_iter().enumerate() {
+        if i % RELAY_EVERY == RELAY_EVERY - 1 {
+            relay_published.push(at);
+        } else {
+            worker_published.push(at);
+        }
+    }
+    let arrivals = |wanted: &str| {
+        let mut arrivals: Vec<Instant> = seen
+            .iter()
+            .filter(|s| {
+                s.message_id
+                    .strip_prefix(wanted)
+                    .is_some_and(|rest| rest.starts_with('-'))
+            })
+            .map(|s| s.at)
+            .collect();
+        arrivals.sort_unstable();
+        series::over_time(started, &arrivals, 1.0)
+    };
+    Ok(Paired {
+        worker: Paced {
+            latencies_ms: latencies(prefix, &worker_published, &seen),
+            points: arrivals(prefix),
+        },
+        relay: Paced {
+            latencies_ms: latencies(&relay_prefix, &relay_published, &seen),
+            points: arrivals(&relay_prefix),
+        },
     })
 }
 
@@ -156,8 +220,37 @@ fn percentile(latencies: &[f64], q: f64) -> Result<f64> {
     series::quantile(latencies, q).context("no latency measured")
 }
 
-/// Idle memory, then latency at half (and at a quarter of) the max rate for contact-sync and
-/// for the relay.
+/// What one paired run showed, in ms.
+#[derive(Debug, Clone, Copy)]
+struct Compared {
+    added_p50: f64,
+    added_p99: f64,
+    p99: f64,
+    relay_p99: f64,
+}
+
+/// The worker's and the relay's p50 and p99 in one run, printed, and the worker's additions.
+fn compare(label: &str, rate: f64, run: &Paired) -> Result<Compared> {
+    let p50 = percentile(&run.worker.latencies_ms, 0.50)? - SANDBOX_LATENCY_MS;
+    let p99 = percentile(&run.worker.latencies_ms, 0.99)? - SANDBOX_LATENCY_MS;
+    let relay_p50 = percentile(&run.relay.latencies_ms, 0.50)?;
+    let relay_p99 = percentile(&run.relay.latencies_ms, 0.99)?;
+    println!(
+        "latency: {label} ({rate:.0} msg/s to the worker, {:.0} to the relay): publish → result, \
+         contact-sync p50 {p50:.2} ms, p99 {p99:.2} ms; relay p50 {relay_p50:.2} ms, p99 {relay_p99:.2} ms",
+        rate / (RELAY_EVERY - 1) as f64
+    );
+    // What the worker adds on top of the broker's own path (a negative difference is noise).
+    Ok(Compared {
+        added_p50: (p50 - relay_p50).max(0.0),
+        added_p99: (p99 - relay_p99).max(0.0),
+        p99,
+        relay_p99,
+    })
+}
+
+/// Idle memory, then latency at half (and at a quarter of) the max rate for contact-sync, each
+/// run with the relay's stream interleaved.
 pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
     let rate = bench.config.latency_rate.unwrap_or_else(|| {
         summary
@@ -167,7 +260,11 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
     let quarter = (rate / 2.0).round().max(1.0);
     let secs = bench.config.sizes.latency_secs;
     bench.sandbox.state.reset();
-    let mut namespace = Namespace::create(&bench.config, "latency", vec![harness::contact_sync_topology()?]).await?;
+    let topologies = vec![
+        harness::contact_sync_topology()?,
+        harness::topology(RELAY_QUEUE, &[RELAY_KEY])?,
+    ];
+    let mut namespace = Namespace::create(&bench.config, "latency", topologies).await?;
     let result = async {
         let observer = namespace.observer(&[harness::CONTACT_SYNCED]).await?;
         let env = harness::contact_sync_env(bench, &namespace.name, FAST);
@@ -181,40 +278,36 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
         amqp::wait_for_consumers(&namespace.publish, &queue, 1, Duration::from_secs(30)).await?;
         tokio::time::sleep(IDLE).await;
         let idle = worker.rss()?;
+        let relay = Relay::start(
+            bench.config.amqp_url(),
+            &namespace.work_queue(RELAY_QUEUE),
+            &namespace.exchange(),
+            PREFETCH,
+        )
+        .await?;
         println!(
-            "latency: contact-sync idle at {:.1} MiB; publishing {rate:.0} msg/s for {secs} s",
+            "latency: contact-sync idle at {:.1} MiB; publishing {rate:.0} msg/s to it for {secs} s, \
+             one message in {RELAY_EVERY} to the lapin relay beside it",
             process::mib(idle.current_kib)
         );
         let before = Reading::now(Some(&worker))?;
-        let worker_run = paced_run(&namespace, &observer, "lat", rate, secs).await;
+        let half = paired_run(&namespace, &observer, "lat", rate, secs).await;
         worker.check_alive()?;
         let used = Reading::now(Some(&worker))?.since(&before);
-        let worker_run = worker_run?;
-        println!("latency: contact-sync at a quarter of the maximum rate ({quarter:.0} msg/s)");
-        let worker_quarter = paced_run(&namespace, &observer, "latq", quarter, secs).await;
+        let half = half?;
+        println!("latency: the same at a quarter of the maximum rate ({quarter:.0} msg/s)");
+        let quarter_run = paired_run(&namespace, &observer, "latq", quarter, secs).await;
         worker.check_alive()?;
         worker.stop(Duration::from_secs(20)).await?;
-        let worker_quarter = worker_quarter?;
-
-        println!("latency: the lapin relay at the same rate");
-        let relay = Relay::start(bench.config.amqp_url(), &queue, &namespace.exchange(), PREFETCH).await?;
-        let relay_before = Reading::now(None)?;
-        let floor_run = paced_run(&namespace, &observer, "flat", rate, secs).await;
-        let relay_used = Reading::now(None)?.since(&relay_before);
-        let floor_quarter = paced_run(&namespace, &observer, "flatq", quarter, secs).await;
         relay.stop().await?;
         observer.stop().await;
-        let floor_run = floor_run?;
-        let floor_quarter = floor_quarter?;
+        let quarter_run = quarter_run?;
         let messages = (rate * secs as f64).round().max(1.0);
         println!(
-            "latency: CPU use during the paced runs (cores): contact-sync run: worker {}, broker {}, \
-             bench and sandbox {}; relay run: broker {}, bench and relay {}",
+            "latency: CPU use during the half-rate run (cores): worker {}, broker {}, bench, sandbox and relay {}",
             cores(used.worker),
             cores(used.broker),
             cores(used.bench),
-            cores(relay_used.broker),
-            cores(relay_used.bench),
         );
         if let Some(worker_cores) = used.worker {
             println!(
@@ -222,68 +315,49 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
                 worker_cores * used.wall * 1e6 / messages
             );
         }
-        Ok::<_, anyhow::Error>((idle, worker_run, floor_run, worker_quarter, floor_quarter))
+        Ok::<_, anyhow::Error>((idle, half, quarter_run))
     }
     .await;
     namespace.remove().await?;
-    let (idle, worker_run, floor_run, worker_quarter, floor_quarter) = result?;
+    let (idle, half, quarter_run) = result?;
 
-    let p50 = percentile(&worker_run.latencies_ms, 0.50)? - SANDBOX_LATENCY_MS;
-    let p99 = percentile(&worker_run.latencies_ms, 0.99)? - SANDBOX_LATENCY_MS;
-    let floor_p50 = percentile(&floor_run.latencies_ms, 0.50)?;
-    let floor_p99 = percentile(&floor_run.latencies_ms, 0.99)?;
-    println!(
-        "latency: publish → result, contact-sync p50 {p50:.2} ms, p99 {p99:.2} ms; \
-         relay p50 {floor_p50:.2} ms, p99 {floor_p99:.2} ms"
-    );
-    // What the worker adds on top of the broker's own path (a negative difference is noise).
-    let added_p50 = (p50 - floor_p50).max(0.0);
-    let added_p99 = (p99 - floor_p99).max(0.0);
+    let at_half = compare("half the maximum rate", rate, &half)?;
     summary.add(
         "rss_idle_mib",
         Figure::at_most(process::mib(idle.current_kib), 20.0, "MiB"),
     );
     summary.add(
         "latency_p99_added_ms",
-        Figure::at_most(added_p99, ADDED_P99_GOAL_MS, "ms"),
+        Figure::at_most(at_half.added_p99, ADDED_P99_GOAL_MS, "ms"),
     );
     summary.add(
         "latency_p50_added_ms",
-        Figure::at_most(added_p50, ADDED_P99_GOAL_MS, "ms"),
+        Figure::at_most(at_half.added_p50, ADDED_P99_GOAL_MS, "ms"),
     );
     summary.add(
         "latency_p99_ms",
-        Figure::at_most(p99, floor_p99 + ADDED_P99_GOAL_MS, "ms"),
+        Figure::at_most(at_half.p99, at_half.relay_p99 + ADDED_P99_GOAL_MS, "ms"),
     );
-    // The same at half that rate, where the two cores are not near saturation: what the worker
-    // itself adds, with less of the machine's queueing in both distributions.
-    let quarter_p99 = percentile(&worker_quarter.latencies_ms, 0.99)? - SANDBOX_LATENCY_MS;
-    let quarter_floor_p99 = percentile(&floor_quarter.latencies_ms, 0.99)?;
-    let quarter_p50 = percentile(&worker_quarter.latencies_ms, 0.50)? - SANDBOX_LATENCY_MS;
-    let quarter_floor_p50 = percentile(&floor_quarter.latencies_ms, 0.50)?;
-    println!(
-        "latency: at {quarter:.0} msg/s, contact-sync p50 {quarter_p50:.2} ms, p99 {quarter_p99:.2} ms; \
-         relay p50 {quarter_floor_p50:.2} ms, p99 {quarter_floor_p99:.2} ms"
-    );
+    let at_quarter = compare("a quarter of the maximum rate", quarter, &quarter_run)?;
     summary.add(
         "latency_quarter_rate_p99_added_ms",
-        Figure::at_most((quarter_p99 - quarter_floor_p99).max(0.0), ADDED_P99_GOAL_MS, "ms"),
+        Figure::at_most(at_quarter.added_p99, ADDED_P99_GOAL_MS, "ms"),
     );
     summary.add(
         "latency_quarter_rate_p50_added_ms",
-        Figure::at_most((quarter_p50 - quarter_floor_p50).max(0.0), ADDED_P99_GOAL_MS, "ms"),
+        Figure::at_most(at_quarter.added_p50, ADDED_P99_GOAL_MS, "ms"),
     );
     plots.push(Series {
         name: "latency run: contact-sync".to_owned(),
-        points: worker_run.points,
+        points: half.worker.points,
         steady: rate,
         reference: "paced rate",
         per: series::PER_BUCKET,
     });
     plots.push(Series {
-        name: "latency run: lapin relay".to_owned(),
-        points: floor_run.points,
-        steady: rate,
+        name: "latency run: lapin relay beside it".to_owned(),
+        points: half.relay.points,
+        steady: rate / (RELAY_EVERY - 1) as f64,
         reference: "paced rate",
         per: series::PER_BUCKET,
     });
@@ -293,6 +367,25 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_fourth_paced_message_goes_to_the_relay() {
+        let messages = interleaved("lat", "latrelay", 8);
+        let shown: Vec<(&str, &str)> = messages.iter().map(|m| (m.id.as_str(), m.kind)).collect();
+        assert_eq!(
+            shown,
+            [
+                ("lat-0", "contact.changed"),
+                ("lat-1", "contact.changed"),
+                ("lat-2", "contact.changed"),
+                ("latrelay-0", RELAY_KEY),
+                ("lat-3", "contact.changed"),
+                ("lat-4", "contact.changed"),
+                ("lat-5", "contact.changed"),
+                ("latrelay-1", RELAY_KEY),
+            ]
+        );
+    }
 
     #[test]
     fn latency_is_measured_to_the_last_result_after_warm_up() {

@@ -120,7 +120,11 @@ async fn measure_floor(bench: &Bench, label: &str, plots: &mut Vec<Series>) -> R
             per: series::PER_BUCKET,
         });
 
-        println!("{label}: lapin relay draining {n} messages (prefetch {PREFETCH})");
+        let settled = process::broker_settled(harness::SETTLE_LIMIT).await;
+        println!(
+            "{label}: lapin relay draining {n} messages (prefetch {PREFETCH}; broker settled after {:.1} s)",
+            settled.as_secs_f64()
+        );
         let observer = namespace.observer(&[floor::RESULT_KIND]).await?;
         let started = Instant::now();
         let relay = Relay::start(

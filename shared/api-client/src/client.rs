@@ -97,6 +97,12 @@ impl ProviderClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(usize::try_from(limits.concurrency.get()).unwrap_or(16))
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            // Vendor APIs do not redirect. Following one would resend vendor credentials in
+            // custom headers (`key`, `X-App-Token`, which reqwest only strips for standard
+            // auth headers) to whatever host the redirect names, and turn a POST into a GET
+            // that drops the body; a 3xx is a misconfigured base URL and fails loudly instead.
+            // (It also spares the redirect layer's URL work on every call.)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client for {provider}: {}", e.without_url()))?;
         let budget = Budget::new(limits, replicas).observe(metrics.clone(), provider);
@@ -413,5 +419,56 @@ mod tests {
         );
         // A first segment with a colon stays a path, not a scheme.
         assert_eq!(url("http://127.0.0.1:9000/v1", "/c:1"), "http://127.0.0.1:9000/v1/c:1");
+    }
+
+    /// A server answering every request with `answer`; counts the connections it accepted.
+    async fn answering(answer: String) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut buffer = [0_u8; 4096];
+                // One read holds the whole small request.
+                if stream.read(&mut buffer).await.is_ok() {
+                    let _written = stream.write_all(answer.as_bytes()).await;
+                }
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_and_fails_naming_the_status() {
+        let (elsewhere, visits) = answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_owned()).await;
+        let (api, _) = answering(format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://{elsewhere}/stolen\r\nContent-Length: 0\r\n\r\n"
+        ))
+        .await;
+        let result = client(&format!("http://{api}/v1"))
+            .send_json(
+                "upsert",
+                reqwest::Method::POST,
+                "/contacts",
+                Some(Bytes::from_static(b"{}")),
+                |request| request.header("key", "secret"),
+                |reply, _| CallError::Permanent(format!("HTTP {}", reply.status.as_u16())),
+            )
+            .await;
+        assert_eq!(
+            result.map(|r| r.status),
+            Err(CallError::Permanent("HTTP 302".to_owned()))
+        );
+        assert_eq!(
+            visits.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the credentials went elsewhere"
+        );
     }
 }

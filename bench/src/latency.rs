@@ -40,7 +40,7 @@ const ADDED_P99_GOAL_MS: f64 = 2.0;
 /// Rate used when the worker throughput scenario did not run.
 const FALLBACK_RATE: f64 = 2_000.0;
 /// Every this many paced messages, one goes to the relay instead of the worker.
-const RELAY_EVERY: usize = 4;
+const RELAY_EVERY: usize = 8;
 /// The relay's queue (a worker topology of its own in the scenario's namespace) and routing key.
 const RELAY_QUEUE: &str = "latency-relay";
 const RELAY_KEY: &str = "bench.latency.relay";
@@ -369,22 +369,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_fourth_paced_message_goes_to_the_relay() {
-        let messages = interleaved("lat", "latrelay", 8);
-        let shown: Vec<(&str, &str)> = messages.iter().map(|m| (m.id.as_str(), m.kind)).collect();
+    fn every_nth_paced_message_goes_to_the_relay() {
+        let messages = interleaved("lat", "latrelay", 2 * RELAY_EVERY);
+        let relayed: Vec<(usize, &str)> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.kind == RELAY_KEY)
+            .map(|(i, m)| (i, m.id.as_str()))
+            .collect();
         assert_eq!(
-            shown,
-            [
-                ("lat-0", "contact.changed"),
-                ("lat-1", "contact.changed"),
-                ("lat-2", "contact.changed"),
-                ("latrelay-0", RELAY_KEY),
-                ("lat-3", "contact.changed"),
-                ("lat-4", "contact.changed"),
-                ("lat-5", "contact.changed"),
-                ("latrelay-1", RELAY_KEY),
-            ]
+            relayed,
+            [(RELAY_EVERY - 1, "latrelay-0"), (2 * RELAY_EVERY - 1, "latrelay-1")]
         );
+        let worker: Vec<&str> = messages
+            .iter()
+            .filter(|m| m.kind == "contact.changed")
+            .map(|m| m.id.as_str())
+            .collect();
+        let expected: Vec<String> = (0..2 * (RELAY_EVERY - 1)).map(|i| format!("lat-{i}")).collect();
+        assert_eq!(worker, expected);
     }
 
     #[test]

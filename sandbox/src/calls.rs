@@ -36,32 +36,20 @@ pub struct CallRecord {
     pub body: Option<serde_json::Value>,
 }
 
-/// A call as kept in the log: the body stays the bytes that arrived and is parsed only when
-/// somebody lists the calls (parsing every body on arrival was a large part of the sandbox's
-/// work per call under load).
+/// A call as kept in the log: its record without the body, and the body as the bytes that
+/// arrived, parsed only when somebody lists the calls (parsing every body on arrival was a
+/// large part of the sandbox's work per call under load).
 #[derive(Debug)]
 struct Logged {
-    seq: u64,
-    provider: Provider,
-    method: String,
-    path: String,
-    query: Option<String>,
-    status: u16,
-    received_at: String,
+    record: CallRecord,
     body: Option<Bytes>,
 }
 
 impl Logged {
     fn record(&self) -> CallRecord {
         CallRecord {
-            seq: self.seq,
-            provider: self.provider,
-            method: self.method.clone(),
-            path: self.path.clone(),
-            query: self.query.clone(),
-            status: self.status,
-            received_at: self.received_at.clone(),
             body: self.body.as_ref().and_then(|bytes| serde_json::from_slice(bytes).ok()),
+            ..self.record.clone()
         }
     }
 }
@@ -76,7 +64,7 @@ pub(crate) struct PendingCall {
 impl PendingCall {
     /// The provider called.
     pub(crate) fn provider(&self) -> Provider {
-        self.call.provider
+        self.call.record.provider
     }
 }
 
@@ -107,13 +95,16 @@ impl CallLog {
         PendingCall {
             epoch: self.epoch,
             call: Logged {
-                seq: self.next_seq,
-                provider: start.provider,
-                method: start.method,
-                path: start.path,
-                query: start.query,
-                status: 0,
-                received_at: start.received_at,
+                record: CallRecord {
+                    seq: self.next_seq,
+                    provider: start.provider,
+                    method: start.method,
+                    path: start.path,
+                    query: start.query,
+                    status: 0,
+                    received_at: start.received_at,
+                    body: None,
+                },
                 body: start.body,
             },
         }
@@ -124,15 +115,15 @@ impl CallLog {
         if pending.epoch != self.epoch {
             return;
         }
-        let mut record = pending.call;
-        record.status = status;
+        let mut call = pending.call;
+        call.record.status = status;
         // Calls usually finish in arrival order; keep the log sorted when they do not.
         let position = self
             .records
             .iter()
-            .rposition(|existing| existing.seq < record.seq)
+            .rposition(|existing| existing.record.seq < call.record.seq)
             .map_or(0, |index| index + 1);
-        self.records.insert(position, record);
+        self.records.insert(position, call);
         while self.records.len() > MAX_CALLS {
             self.records.pop_front();
         }
@@ -142,7 +133,7 @@ impl CallLog {
     pub(crate) fn list(&self, provider: Option<Provider>) -> Vec<CallRecord> {
         self.records
             .iter()
-            .filter(|record| provider.is_none_or(|p| record.provider == p))
+            .filter(|call| provider.is_none_or(|p| call.record.provider == p))
             .map(Logged::record)
             .collect()
     }

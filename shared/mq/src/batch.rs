@@ -26,6 +26,47 @@ pub struct BatchSettings {
     pub linger: Duration,
 }
 
+/// The longest a batch may wait for more items.
+const MAX_LINGER: Duration = Duration::from_secs(5);
+
+/// Reads a batch size from `name` (`default` when unset), which must be between 1 and the
+/// vendor's `limit` per call; the error names `vendor`.
+pub fn read_size(
+    strings: &dyn settings::Strings,
+    name: &str,
+    default: usize,
+    limit: usize,
+    vendor: &str,
+) -> Result<usize, settings::ConfigError> {
+    let size = settings::parse_or(strings, name, default)?;
+    if size == 0 || size > limit {
+        return Err(settings::ConfigError::invalid(
+            name,
+            format!("must be between 1 and {limit} ({vendor}'s limit per call)"),
+        ));
+    }
+    Ok(size)
+}
+
+/// Reads a batch linger from `name` (`default` when unset). It delays every `item`, so it must
+/// be at most 5 s and shorter than `max_wait` (half of `SWITCHYARD_MAX_HOLD`).
+pub fn read_linger(
+    strings: &dyn settings::Strings,
+    name: &str,
+    default: Duration,
+    max_wait: Duration,
+    item: &str,
+) -> Result<Duration, settings::ConfigError> {
+    let linger = settings::duration_or(strings, name, default)?;
+    if linger > MAX_LINGER || linger >= max_wait {
+        return Err(settings::ConfigError::invalid(
+            name,
+            format!("must be at most 5s and shorter than half of SWITCHYARD_MAX_HOLD (it delays every {item})"),
+        ));
+    }
+    Ok(linger)
+}
+
 /// The batcher is gone or its flush did not answer for this item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the {0} batcher did not answer for this item")]

@@ -251,6 +251,30 @@ impl EcomailClient {
             .await
     }
 
+    /// One bulk call to `/lists/{list}/<endpoint>` with `entries` subscribers (at most
+    /// [`MAX_BULK`]: Ecomail silently ignores the rest, so more is refused here); `A` is its
+    /// count answer.
+    async fn bulk<A: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        method: Method,
+        endpoint: &str,
+        entries: usize,
+        request: &impl Serialize,
+    ) -> Result<A, CallError> {
+        if entries > MAX_BULK {
+            return Err(CallError::Permanent(format!(
+                "ecomail {operation}: {entries} subscribers, at most {MAX_BULK} per call"
+            )));
+        }
+        let body = serde_json::to_vec(request)
+            .map_err(|e| CallError::Permanent(format!("ecomail {operation}: cannot encode: {e}")))?;
+        let path = format!("/lists/{}/{endpoint}", self.config.list_id);
+        let reply = self.call(operation, method, &path, Some(body)).await?;
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| CallError::Retriable(format!("ecomail {operation}: unexpected answer: {e}")))
+    }
+
     /// `POST /lists/{list}/subscribe` with `update_existing`, skipping the double opt-in mail
     /// (the contact's consent comes from the source system).
     pub async fn subscribe(&self, subscriber: &Subscriber, update_existing: bool) -> Result<(), CallError> {
@@ -277,23 +301,20 @@ impl EcomailClient {
     /// ignores the rest, so more is refused here). Always skips the double opt-in. Ecomail
     /// answers with a count only (`{"inserts": N}`), so the call succeeds or fails as a whole.
     pub async fn subscribe_bulk(&self, subscribers: &[Subscriber], update_existing: bool) -> Result<u64, CallError> {
-        if subscribers.len() > MAX_BULK {
-            return Err(CallError::Permanent(format!(
-                "ecomail subscribe_bulk: {} subscribers, at most {MAX_BULK} per call",
-                subscribers.len()
-            )));
-        }
         let request = BulkSubscribeRequest {
             subscriber_data: subscribers,
             update_existing,
             resubscribe: false,
         };
-        let body = serde_json::to_vec(&request)
-            .map_err(|e| CallError::Permanent(format!("ecomail subscribe_bulk: cannot encode: {e}")))?;
-        let path = format!("/lists/{}/subscribe-bulk", self.config.list_id);
-        let reply = self.call("subscribe_bulk", Method::POST, &path, Some(body)).await?;
-        let answer: BulkAnswer = serde_json::from_slice(&reply.body)
-            .map_err(|e| CallError::Retriable(format!("ecomail subscribe_bulk: unexpected answer: {e}")))?;
+        let answer: BulkAnswer = self
+            .bulk(
+                "subscribe_bulk",
+                Method::POST,
+                "subscribe-bulk",
+                subscribers.len(),
+                &request,
+            )
+            .await?;
         Ok(answer.inserts)
     }
 
@@ -345,23 +366,19 @@ impl EcomailClient {
     /// a count only, so a short count does not say which entries were not updated; see
     /// [`EcomailClient::update_custom_fields_each`].
     pub async fn update_custom_fields_bulk(&self, updates: &[FieldUpdate]) -> Result<u64, CallError> {
-        const OPERATION: &str = "update_subscriber_bulk";
-        if updates.len() > MAX_BULK {
-            return Err(CallError::Permanent(format!(
-                "ecomail {OPERATION}: {} subscribers, at most {MAX_BULK} per call",
-                updates.len()
-            )));
-        }
         let request = BulkUpdateRequest {
             subscriber_data: updates,
             allow_resubscribe: false,
         };
-        let body = serde_json::to_vec(&request)
-            .map_err(|e| CallError::Permanent(format!("ecomail {OPERATION}: cannot encode: {e}")))?;
-        let path = format!("/lists/{}/update-subscriber-bulk", self.config.list_id);
-        let reply = self.call(OPERATION, Method::PUT, &path, Some(body)).await?;
-        let answer: BulkUpdateAnswer = serde_json::from_slice(&reply.body)
-            .map_err(|e| CallError::Retriable(format!("ecomail {OPERATION}: unexpected answer: {e}")))?;
+        let answer: BulkUpdateAnswer = self
+            .bulk(
+                "update_subscriber_bulk",
+                Method::PUT,
+                "update-subscriber-bulk",
+                updates.len(),
+                &request,
+            )
+            .await?;
         Ok(answer.updates)
     }
 

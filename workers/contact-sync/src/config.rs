@@ -26,7 +26,7 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
-use mq::batch::BatchSettings;
+use mq::batch::{self, BatchSettings};
 use mq::worker::Common;
 use provider_bloomreach::BloomreachConfig;
 use provider_ecomail::EcomailConfig;
@@ -194,23 +194,21 @@ fn spotler_options(strings: &dyn Strings, max_wait: Duration) -> Result<SpotlerO
         ));
     }
     let bulk = if settings::flag(strings, "CONTACT_SYNC_BULK", true)? {
-        let size = settings::parse_or(strings, "SPOTLER_BULK_SIZE", MAX_CONTACTS_PER_CALL)?;
-        if size == 0 || size > MAX_CONTACTS_PER_CALL {
-            return Err(ConfigError::invalid(
-                "SPOTLER_BULK_SIZE",
-                format!("must be between 1 and {MAX_CONTACTS_PER_CALL} (Spotler's limit per call)"),
-            ));
-        }
-        let linger = settings::duration_or(strings, "CONTACT_SYNC_BULK_LINGER", Duration::from_millis(50))?;
-        if linger > Duration::from_secs(5) || linger >= max_wait {
-            return Err(ConfigError::invalid(
-                "CONTACT_SYNC_BULK_LINGER",
-                "must be at most 5s and shorter than half of SWITCHYARD_MAX_HOLD (it delays every contact)",
-            ));
-        }
         Some(BatchSettings {
-            max_items: size,
-            linger,
+            max_items: batch::read_size(
+                strings,
+                "SPOTLER_BULK_SIZE",
+                MAX_CONTACTS_PER_CALL,
+                MAX_CONTACTS_PER_CALL,
+                "Spotler",
+            )?,
+            linger: batch::read_linger(
+                strings,
+                "CONTACT_SYNC_BULK_LINGER",
+                Duration::from_millis(50),
+                max_wait,
+                "contact",
+            )?,
         })
     } else {
         None
@@ -377,18 +375,9 @@ impl Config {
         let default_prefetch = u16::try_from(widest).unwrap_or(u16::MAX);
         let ecomail_bulk = match (&ecomail, spotler_options.bulk) {
             (Some(_), Some(spotler_bulk)) => {
-                let max_items = settings::parse_or(strings, "ECOMAIL_BULK_SIZE", provider_ecomail::MAX_BULK)?;
-                if max_items == 0 || max_items > provider_ecomail::MAX_BULK {
-                    return Err(ConfigError::invalid(
-                        "ECOMAIL_BULK_SIZE",
-                        format!(
-                            "must be between 1 and {} (Ecomail's limit per call)",
-                            provider_ecomail::MAX_BULK
-                        ),
-                    ));
-                }
+                let max = provider_ecomail::MAX_BULK;
                 Some(BatchSettings {
-                    max_items,
+                    max_items: batch::read_size(strings, "ECOMAIL_BULK_SIZE", max, max, "Ecomail")?,
                     linger: spotler_bulk.linger,
                 })
             }

@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 
 use std::time::Duration;
 
-use mq::batch::BatchSettings;
+use mq::batch::{self, BatchSettings};
 use mq::worker::Common;
 use provider_ecomail::EcomailConfig;
 use secrecy::{ExposeSecret, SecretString};
@@ -128,23 +128,20 @@ fn bulk(strings: &dyn Strings, max_wait: Duration) -> Result<Option<BatchSetting
     if !settings::flag(strings, "LOYALTY_EVENTS_BULK", true)? {
         return Ok(None);
     }
-    let max_items = settings::parse_or(strings, "LOYALTY_EVENTS_BULK_SIZE", DEFAULT_BULK_SIZE)?;
-    if max_items == 0 || max_items > provider_ecomail::MAX_BULK {
-        return Err(ConfigError::invalid(
-            "LOYALTY_EVENTS_BULK_SIZE",
-            format!(
-                "must be between 1 and {} (Ecomail's limit per call)",
-                provider_ecomail::MAX_BULK
-            ),
-        ));
-    }
-    let linger = settings::duration_or(strings, "LOYALTY_EVENTS_BULK_LINGER", DEFAULT_BULK_LINGER)?;
-    if linger > Duration::from_secs(5) || linger >= max_wait {
-        return Err(ConfigError::invalid(
-            "LOYALTY_EVENTS_BULK_LINGER",
-            "must be at most 5s and shorter than half of SWITCHYARD_MAX_HOLD (it delays every notice)",
-        ));
-    }
+    let max_items = batch::read_size(
+        strings,
+        "LOYALTY_EVENTS_BULK_SIZE",
+        DEFAULT_BULK_SIZE,
+        provider_ecomail::MAX_BULK,
+        "Ecomail",
+    )?;
+    let linger = batch::read_linger(
+        strings,
+        "LOYALTY_EVENTS_BULK_LINGER",
+        DEFAULT_BULK_LINGER,
+        max_wait,
+        "notice",
+    )?;
     Ok(Some(BatchSettings { max_items, linger }))
 }
 

@@ -7,7 +7,10 @@
 //!
 //! A `multiple` ack of tag T settles every unacked delivery of the channel up to T, so the task
 //! only ever acks up to the lowest delivery still being handled (`low`): everything below it is
-//! finished, and tags above it wait. A delivery that holds `low` for long (a slow call, a
+//! finished, and tags above it wait. The run below `low` goes out once a batch is ready
+//! ([`ACK_BATCH`], at most half the prefetch) or its oldest waited [`COALESCE`] (5 ms): under
+//! a backlog runs form by themselves, but in a paced stream each delivery finishes before the
+//! next arrives and would be acked alone. A delivery that holds `low` for long (a slow call, a
 //! parked retry) must not hold back the prefetch window, so finished deliveries above `low`
 //! that waited [`LINGER`] are acked one by one. Nacks (requeue after an unconfirmed outcome)
 //! go out at once, on their own.
@@ -31,6 +34,17 @@ use tracing::warn;
 /// How long a finished delivery waits for the deliveries before it to finish, so that one
 /// `multiple` ack covers them all, before it is acked on its own.
 pub const LINGER: Duration = Duration::from_millis(10);
+
+/// How long finished deliveries below the lowest one still being handled wait for more to
+/// join their `multiple` ack, unless [`ACK_BATCH`] are ready first. Under a paced stream every
+/// delivery finishes before the next arrives, and acking each at once costs the broker one
+/// settle command per message.
+pub const COALESCE: Duration = Duration::from_millis(5);
+
+/// How many finished deliveries make a `multiple` ack go out without waiting for [`COALESCE`]:
+/// at most this many, and never more than half the prefetch, so waiting acks never fill the
+/// window the broker delivers into (with a prefetch of 1 every ack goes at once).
+pub const ACK_BATCH: usize = 64;
 
 /// The most events applied before the acks they allow are sent.
 const MAX_EVENTS_PER_ROUND: usize = 1024;
@@ -60,10 +74,10 @@ impl std::fmt::Debug for Event {
 }
 
 impl Settler {
-    /// Starts the settling task of one consuming channel.
-    pub fn start() -> (Self, JoinHandle<()>) {
+    /// Starts the settling task of one consuming channel whose prefetch is `prefetch`.
+    pub fn start(prefetch: u16) -> (Self, JoinHandle<()>) {
         let (events, receiver) = mpsc::unbounded_channel();
-        (Self { events }, tokio::spawn(settle(receiver)))
+        (Self { events }, tokio::spawn(settle(receiver, Ledger::new(prefetch))))
     }
 
     /// Registers a delivery before its handling starts (in delivery order).
@@ -95,15 +109,18 @@ impl Settler {
 /// The settling state of one channel.
 #[derive(Debug)]
 struct Ledger<A> {
+    /// Finished deliveries that make a `multiple` ack go out at once.
+    batch: usize,
     /// Delivered and not yet settled.
     handling: BTreeSet<u64>,
     /// Finished, waiting for a `multiple` ack, with when they finished.
     finished: BTreeMap<u64, (A, Instant)>,
 }
 
-impl<A> Default for Ledger<A> {
-    fn default() -> Self {
+impl<A> Ledger<A> {
+    fn new(prefetch: u16) -> Self {
         Self {
+            batch: (usize::from(prefetch) / 2).clamp(1, ACK_BATCH),
             handling: BTreeSet::new(),
             finished: BTreeMap::new(),
         }
@@ -133,22 +150,29 @@ impl<A: Clone> Ledger<A> {
         self.handling.remove(&tag);
     }
 
-    /// Takes what can be acked now: everything finished below the lowest tag still being
-    /// handled as one `multiple` ack, and what finished before `linger_since` one by one.
-    fn take(&mut self, linger_since: Instant) -> (Plan, Vec<(u64, A)>) {
+    /// Takes what can be acked at `now`: everything finished below the lowest tag still being
+    /// handled as one `multiple` ack once a batch is ready or the oldest of them waited
+    /// [`COALESCE`], and what finished [`LINGER`] ago above it one by one.
+    fn take(&mut self, now: Instant) -> (Plan, Vec<(u64, A)>) {
+        let linger_since = now.checked_sub(LINGER).unwrap_or(now);
+        let coalesce_since = now.checked_sub(COALESCE).unwrap_or(now);
         let low = self.handling.first().copied().unwrap_or(u64::MAX);
-        let above = self.finished.split_off(&low);
-        let below = std::mem::replace(&mut self.finished, above);
         let mut plan = Plan::default();
         let mut ackers = Vec::new();
-        if let Some((&tag, (acker, _))) = below.last_key_value() {
-            plan.multiple = Some(tag);
-            ackers.push((tag, acker.clone()));
+        let below = self.finished.range(..low);
+        let ready = below.clone().count() >= self.batch || below.clone().any(|(_, (_, at))| *at <= coalesce_since);
+        if ready {
+            let above = self.finished.split_off(&low);
+            let below = std::mem::replace(&mut self.finished, above);
+            if let Some((&tag, (acker, _))) = below.last_key_value() {
+                plan.multiple = Some(tag);
+                ackers.push((tag, acker.clone()));
+            }
         }
         let waited: Vec<u64> = self
             .finished
             .iter()
-            .filter(|(_, (_, at))| *at <= linger_since)
+            .filter(|(tag, (_, at))| **tag > low && *at <= linger_since)
             .map(|(tag, _)| *tag)
             .collect();
         for tag in waited {
@@ -160,20 +184,24 @@ impl<A: Clone> Ledger<A> {
         (plan, ackers)
     }
 
-    /// When the oldest finished delivery that waits will have lingered enough.
+    /// When the oldest finished delivery that waits may be acked: after [`COALESCE`] if it is
+    /// below the lowest delivery still being handled, else after [`LINGER`].
     fn next_deadline(&self) -> Option<Instant> {
-        self.finished.values().map(|(_, at)| *at + LINGER).min()
+        let low = self.handling.first().copied().unwrap_or(u64::MAX);
+        self.finished
+            .iter()
+            .map(|(tag, (_, at))| *at + if *tag < low { COALESCE } else { LINGER })
+            .min()
     }
 }
 
-async fn settle(mut events: mpsc::UnboundedReceiver<Event>) {
-    let mut ledger: Ledger<Acker> = Ledger::default();
+async fn settle(mut events: mpsc::UnboundedReceiver<Event>, mut ledger: Ledger<Acker>) {
     loop {
         let event = match ledger.next_deadline() {
             Some(deadline) => tokio::select! {
                 event = events.recv() => event,
                 () = tokio::time::sleep_until(deadline) => {
-                    send(&mut ledger, Instant::now() - LINGER).await;
+                    send(&mut ledger, Instant::now()).await;
                     continue;
                 }
             },
@@ -210,18 +238,18 @@ async fn settle(mut events: mpsc::UnboundedReceiver<Event>) {
         }
         match finish {
             Some(done) => {
-                // Whatever finished is acked now, whether or not it lingered.
-                send(&mut ledger, Instant::now()).await;
+                // Whatever finished is acked now, whether or not it waited.
+                send(&mut ledger, Instant::now() + LINGER).await;
                 let _done = done.send(());
                 break;
             }
-            None => send(&mut ledger, Instant::now() - LINGER).await,
+            None => send(&mut ledger, Instant::now()).await,
         }
     }
 }
 
-async fn send(ledger: &mut Ledger<Acker>, linger_since: Instant) {
-    let (plan, ackers) = ledger.take(linger_since);
+async fn send(ledger: &mut Ledger<Acker>, now: Instant) {
+    let (plan, ackers) = ledger.take(now);
     for (tag, acker) in ackers {
         let multiple = plan.multiple == Some(tag);
         match acker.ack(BasicAckOptions { multiple }).await {
@@ -238,7 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn finished_deliveries_below_the_lowest_in_handling_share_one_multiple_ack() {
-        let mut ledger: Ledger<()> = Ledger::default();
+        let mut ledger: Ledger<()> = Ledger::new(200);
         let now = Instant::now();
         for tag in 1..=5 {
             ledger.apply_delivered(tag);
@@ -246,8 +274,8 @@ mod tests {
         ledger.apply_finished(2, (), now);
         ledger.apply_finished(1, (), now);
         ledger.apply_finished(4, (), now);
-        // 3 is still being handled: 1 and 2 go in one ack up to 2; 4 waits.
-        let (plan, _) = ledger.take(now - LINGER);
+        // 3 is still being handled: 1 and 2 go in one ack up to 2 once they waited; 4 waits.
+        let (plan, _) = ledger.take(now + COALESCE);
         assert_eq!(
             plan,
             Plan {
@@ -257,7 +285,7 @@ mod tests {
         );
         ledger.apply_finished(3, (), now);
         ledger.apply_finished(5, (), now);
-        let (plan, ackers) = ledger.take(now - LINGER);
+        let (plan, ackers) = ledger.take(now + COALESCE);
         assert_eq!(
             plan,
             Plan {
@@ -270,8 +298,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_multiple_ack_waits_for_more_unless_a_batch_is_ready() {
+        let mut ledger: Ledger<()> = Ledger::new(200);
+        let start = Instant::now();
+        ledger.apply_delivered(1);
+        ledger.apply_finished(1, (), start);
+        // Alone and fresh: it waits for company, and the task wakes when it waited enough.
+        assert_eq!(ledger.take(start).0, Plan::default());
+        assert_eq!(ledger.next_deadline(), Some(start + COALESCE));
+        let later = start + Duration::from_millis(1);
+        for tag in 2..=u64::try_from(ACK_BATCH).unwrap_or(u64::MAX) {
+            ledger.apply_delivered(tag);
+            ledger.apply_finished(tag, (), later);
+        }
+        // A full batch goes at once, one ack for all of it.
+        let (plan, ackers) = ledger.take(later);
+        assert_eq!(plan.multiple, u64::try_from(ACK_BATCH).ok());
+        assert!(plan.single.is_empty());
+        assert_eq!(ackers.len(), 1);
+        assert_eq!(ledger.next_deadline(), None);
+    }
+
+    #[tokio::test]
+    async fn waiting_acks_never_fill_a_small_prefetch_window() {
+        let now = Instant::now();
+        // Prefetch 1: the broker delivers nothing more until the ack, so it goes at once.
+        let mut ledger: Ledger<()> = Ledger::new(1);
+        ledger.apply_delivered(1);
+        ledger.apply_finished(1, (), now);
+        assert_eq!(ledger.take(now).0.multiple, Some(1));
+        // Prefetch 6: three finished deliveries are half the window and go at once.
+        let mut ledger: Ledger<()> = Ledger::new(6);
+        for tag in 1..=3 {
+            ledger.apply_delivered(tag);
+            ledger.apply_finished(tag, (), now);
+            let expected = (tag == 3).then_some(3);
+            assert_eq!(ledger.take(now).0.multiple, expected, "after {tag}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_slow_delivery_holds_the_others_only_for_the_linger() {
-        let mut ledger: Ledger<()> = Ledger::default();
+        let mut ledger: Ledger<()> = Ledger::new(200);
         let start = Instant::now();
         for tag in 10..=13 {
             ledger.apply_delivered(tag);
@@ -279,10 +347,13 @@ mod tests {
         ledger.apply_finished(11, (), start);
         ledger.apply_finished(12, (), start + Duration::from_millis(5));
         // 10 is slow: before the linger nothing is acked.
-        assert_eq!(ledger.take(start - Duration::from_millis(1)).0, Plan::default());
+        assert_eq!(
+            ledger.take(start + LINGER - Duration::from_millis(1)).0,
+            Plan::default()
+        );
         assert_eq!(ledger.next_deadline(), Some(start + LINGER));
         // 11 lingered long enough; 12 not yet.
-        let (plan, _) = ledger.take(start);
+        let (plan, _) = ledger.take(start + LINGER);
         assert_eq!(
             plan,
             Plan {
@@ -292,7 +363,7 @@ mod tests {
         );
         // Once 10 is requeued, 12 is below the lowest in handling (13) and goes as a multiple.
         ledger.forget(10);
-        let (plan, _) = ledger.take(start - LINGER);
+        let (plan, _) = ledger.take(start + LINGER);
         assert_eq!(
             plan,
             Plan {
@@ -305,11 +376,11 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_is_acked_while_everything_below_is_in_handling() {
-        let mut ledger: Ledger<()> = Ledger::default();
+        let mut ledger: Ledger<()> = Ledger::new(200);
         let now = Instant::now();
         ledger.apply_delivered(1);
         ledger.apply_delivered(2);
-        assert_eq!(ledger.take(now).0, Plan::default());
+        assert_eq!(ledger.take(now + LINGER).0, Plan::default());
         assert_eq!(ledger.next_deadline(), None);
     }
 }

@@ -311,7 +311,7 @@ async fn session<H: Handler>(
     context.health.set_ready(true);
     info!(worker, queue, prefetch = context.spec.prefetch, "Consuming.");
 
-    let (settler, settling) = Settler::start();
+    let (settler, settling) = Settler::start(context.spec.prefetch);
     let shared = Arc::new(Shared {
         context: context.clone(),
         settler: settler.clone(),

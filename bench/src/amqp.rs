@@ -216,7 +216,9 @@ impl Observer {
     pub(crate) fn take(&self) -> Vec<Seen> {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         self.count.store(0, Ordering::Relaxed);
-        std::mem::take(&mut *seen)
+        // The next run starts with as much room, so the observer does not stop to grow it.
+        let room = Vec::with_capacity(seen.capacity());
+        std::mem::replace(&mut *seen, room)
     }
 
     /// Stops consuming and closes the channel, so no later observer of the queue competes

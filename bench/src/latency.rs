@@ -1,8 +1,13 @@
 //! Added latency and idle memory.
 //!
 //! contact-sync (Spotler only, the throughput configuration) is started on an empty queue and
-//! left idle for a few seconds: its resident memory then is `rss_idle_mib`. Then messages are
-//! published at half the measured maximum rate for a few seconds, each stamped with its
+//! left idle for a few seconds: its resident memory then is `rss_idle_mib`. Then its maximum
+//! rate *with publishing going on* is measured (`worker_sustained_msgs_per_s`): messages are
+//! published at the backlog-drain rate of the throughput scenario, then at a little above what
+//! that showed, and the rate of results while publishing lasts is the maximum. The drain rate
+//! itself is no basis for "half the maximum": it leaves out the publishing, which costs the
+//! broker about as much again, and half of it kept the two cores about 97% busy. Then
+//! messages are published at half the sustained maximum for a few seconds, each stamped with its
 //! publish time; a message's latency is from its publish to the arrival of its
 //! `contact.synced` on the observer queue (the result is routed, hence confirmable, by then).
 //! The sandbox injects no latency, so nothing is subtracted for it: its own handling time (well
@@ -37,8 +42,10 @@ use crate::throughput::PREFETCH;
 const SANDBOX_LATENCY_MS: f64 = 0.0;
 /// The most a worker may add to a message's p99 latency.
 const ADDED_P99_GOAL_MS: f64 = 2.0;
-/// Rate used when the worker throughput scenario did not run.
-const FALLBACK_RATE: f64 = 2_000.0;
+/// Offered rate of the sustained-rate run when the worker throughput scenario did not run.
+const FALLBACK_OFFERED: f64 = 8_000.0;
+/// How long each step of the sustained-rate run publishes.
+const SUSTAIN_SECS: f64 = 4.0;
 /// Every this many paced messages, one goes to the relay instead of the worker.
 const RELAY_EVERY: usize = 8;
 /// The relay's queue (a worker topology of its own in the scenario's namespace) and routing key.
@@ -249,15 +256,49 @@ fn compare(label: &str, rate: f64, run: &Paired) -> Result<Compared> {
     })
 }
 
-/// Idle memory, then latency at half (and at a quarter of) the max rate for contact-sync, each
-/// run with the relay's stream interleaved.
+/// Publishes to the worker at `offered` msg/s for [`SUSTAIN_SECS`] and returns the rate at
+/// which its results arrived while publishing went on (after the warm-up second): what the
+/// worker keeps up with while messages are being published, which costs the broker as much
+/// again as delivering them. Waits until every result arrived, so the queue is empty after.
+async fn sustained(namespace: &Namespace, observer: &Observer, prefix: &str, offered: f64) -> Result<f64> {
+    let n = (offered * SUSTAIN_SECS).round().max(1.0) as usize;
+    let messages: Vec<Message> = (0..n).map(|i| harness::contact_changed(prefix, i)).collect();
+    let channel = amqp::confirm_channel(&namespace.publish).await?;
+    let published = amqp::publish_paced(&channel, &namespace.exchange(), messages, offered).await?;
+    channel.close(200, "published".into()).await?;
+    let complete = observer.wait_for(n, Duration::from_secs(120)).await;
+    let seen = observer.take();
+    if !complete {
+        bail!("{prefix}: only {} of {n} results arrived", seen.len());
+    }
+    let (Some(first), Some(last)) = (published.first(), published.last()) else {
+        bail!("{prefix}: nothing was published");
+    };
+    let from = *first + WARM_UP;
+    let window = last.saturating_duration_since(from).as_secs_f64();
+    if window <= 0.0 {
+        bail!("{prefix}: publishing took no longer than the warm-up");
+    }
+    let arrived = seen.iter().filter(|s| s.at >= from && s.at <= *last).count();
+    Ok(arrived as f64 / window)
+}
+
+/// The sustained maximum: offered at the backlog-drain rate first, then at a little above what
+/// that showed, so the publisher's own cost is close to what it is at the worker's pace.
+async fn sustained_max(namespace: &Namespace, observer: &Observer, drain: f64) -> Result<f64> {
+    let first = sustained(namespace, observer, "sus", drain).await?;
+    let offered = (first * 1.15).min(drain).round().max(1.0);
+    let second = sustained(namespace, observer, "sus2", offered).await?;
+    println!(
+        "latency: results while publishing at {drain:.0} msg/s: {first:.0} msg/s; at {offered:.0} msg/s: {second:.0} msg/s"
+    );
+    Ok(first.max(second))
+}
+
+/// Idle memory, the sustained maximum rate, then latency at half (and at a quarter of) it for
+/// contact-sync, each run with the relay's stream interleaved.
 pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
-    let rate = bench.config.latency_rate.unwrap_or_else(|| {
-        summary
-            .get("worker_msgs_per_s")
-            .map_or(FALLBACK_RATE, |f| (f.value * 0.5).round().max(1.0))
-    });
-    let quarter = (rate / 2.0).round().max(1.0);
+    let drain = summary.get("worker_msgs_per_s").map_or(FALLBACK_OFFERED, |f| f.value);
     let secs = bench.config.sizes.latency_secs;
     bench.sandbox.state.reset();
     let topologies = vec![
@@ -278,6 +319,25 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
         amqp::wait_for_consumers(&namespace.publish, &queue, 1, Duration::from_secs(30)).await?;
         tokio::time::sleep(IDLE).await;
         let idle = worker.rss()?;
+        let rate = match bench.config.latency_rate {
+            Some(rate) => rate,
+            None => {
+                println!(
+                    "latency: contact-sync idle at {:.1} MiB; its sustained maximum with publishing going on:",
+                    process::mib(idle.current_kib)
+                );
+                let max = sustained_max(&namespace, &observer, drain).await?;
+                summary.add(
+                    "worker_sustained_msgs_per_s",
+                    Figure::at_least(max.round(), (drain * 0.5).round(), "msg/s"),
+                );
+                (max * 0.5).round().max(1.0)
+            }
+        };
+        let quarter = (rate / 2.0).round().max(1.0);
+        // The paced runs start from an empty sandbox and a quiet broker, like the idle worker.
+        bench.sandbox.state.reset();
+        process::broker_settled(harness::SETTLE_LIMIT).await;
         let relay = Relay::start(
             bench.config.amqp_url(),
             &namespace.work_queue(RELAY_QUEUE),
@@ -315,11 +375,11 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
                 worker_cores * used.wall * 1e6 / messages
             );
         }
-        Ok::<_, anyhow::Error>((idle, half, quarter_run))
+        Ok::<_, anyhow::Error>((idle, rate, quarter, half, quarter_run))
     }
     .await;
     namespace.remove().await?;
-    let (idle, half, quarter_run) = result?;
+    let (idle, rate, quarter, half, quarter_run) = result?;
 
     let at_half = compare("half the maximum rate", rate, &half)?;
     summary.add(

@@ -125,7 +125,7 @@ pub(crate) struct Config {
     pub(crate) mq: MqConfig,
     /// Redis for the quota replicas.
     pub(crate) redis_url: String,
-    /// `BENCH_LATENCY_RATE`: the latency run's publish rate instead of half the measured
+    /// `BENCH_LATENCY_RATE`: the latency run's publish rate instead of half the sustained
     /// maximum.
     pub(crate) latency_rate: Option<f64>,
 }

@@ -330,6 +330,11 @@ impl Listener for ResettableListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (stream, addr) = Listener::accept(&mut self.0).await;
+        // Like the vendors' front ends: an answer is never held back waiting for an ACK of the
+        // previous segment (Nagle). A failure only costs that, so it is not fatal.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "Cannot set TCP_NODELAY on an accepted connection.");
+        }
         let stream = ResettableStream {
             inner: stream,
             reset: Arc::new(AtomicBool::new(false)),

@@ -85,6 +85,26 @@ pub(crate) fn check_confirmation(confirmation: Confirmation) -> Result<()> {
     }
 }
 
+/// Publishes `message` with `mandatory` (stamped with `published_at_us` if given); the future
+/// resolves once lapin has written it, with the confirm to wait for.
+fn publish<'a>(
+    channel: &'a Channel,
+    exchange: &str,
+    message: &'a Message,
+    published_at_us: Option<i64>,
+) -> impl Future<Output = lapin::Result<PublisherConfirm>> + 'a {
+    channel.basic_publish(
+        exchange.into(),
+        message.kind.into(),
+        BasicPublishOptions {
+            mandatory: true,
+            immediate: false,
+        },
+        &message.body,
+        properties(message, published_at_us),
+    )
+}
+
 /// Publishes with `mandatory` and a window of [`CONFIRM_WINDOW`] unconfirmed messages.
 /// Returns the instant each confirm arrived, in order (the raw-publish floor plots them).
 pub(crate) async fn publish_all(
@@ -101,19 +121,7 @@ pub(crate) async fn publish_all(
             check_confirmation(oldest.await?)?;
             confirmed.push(Instant::now());
         }
-        let confirm = channel
-            .basic_publish(
-                exchange.into(),
-                message.kind.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    immediate: false,
-                },
-                &message.body,
-                properties(&message, None),
-            )
-            .await?;
-        pending.push_back(confirm);
+        pending.push_back(publish(channel, exchange, &message, None).await?);
     }
     for confirm in pending {
         check_confirmation(confirm.await?)?;
@@ -319,18 +327,9 @@ pub(crate) async fn publish_paced(
             check_confirmation(oldest.await?)?;
         }
         let publishes = batch.iter().map(|message| {
-            let properties = properties(message, Some(unix_micros()));
+            let publish = publish(channel, exchange, message, Some(unix_micros()));
             published.push(Instant::now());
-            channel.basic_publish(
-                exchange.into(),
-                message.kind.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    immediate: false,
-                },
-                &message.body,
-                properties,
-            )
+            publish
         });
         let publishes: Vec<_> = publishes.collect();
         for confirm in futures_util::future::join_all(publishes).await {

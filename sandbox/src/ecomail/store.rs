@@ -96,6 +96,19 @@ impl EcomailSubscriber {
         })
     }
 
+    /// An unsubscribed address becomes active again with `status` (subscribed, or unconfirmed
+    /// until a double opt-in); the subscription date is set when it is subscribed outright.
+    fn reactivate_if_unsubscribed(&mut self, status: u8, now: &str) {
+        if self.status != STATUS_UNSUBSCRIBED {
+            return;
+        }
+        self.status = status;
+        self.unsubscribed_at = None;
+        if status == STATUS_SUBSCRIBED {
+            self.subscribed_at = Some(now.to_owned());
+        }
+    }
+
     /// Merges sent data: fields overwrite, custom fields and groups merge key by key, tags are
     /// added.
     fn merge(&mut self, input: &SubscriberInput) {
@@ -204,12 +217,8 @@ impl EcomailStore {
         let id = self.id_for(&email);
         let list = self.lists.entry(list_id).or_default();
         if let Some(existing) = list.get_mut(&email) {
-            if options.resubscribe && existing.status == STATUS_UNSUBSCRIBED {
-                existing.status = active_status;
-                existing.unsubscribed_at = None;
-                if active_status == STATUS_SUBSCRIBED {
-                    existing.subscribed_at = Some(now.to_owned());
-                }
+            if options.resubscribe {
+                existing.reactivate_if_unsubscribed(active_status, now);
             }
             if !options.update_existing {
                 return (SubscribeOutcome::AlreadySubscribed, existing.clone());
@@ -295,16 +304,15 @@ impl EcomailStore {
         allow_resubscribe: bool,
         now: &str,
     ) -> bool {
-        let Some(email) = input.email.as_deref().map(normalize_email) else {
+        // Validated input carries the address normalized, as `subscribe` relies on too.
+        let Some(email) = input.email.as_deref() else {
             return false;
         };
-        let Some(subscriber) = self.lists.get_mut(&list_id).and_then(|list| list.get_mut(&email)) else {
+        let Some(subscriber) = self.lists.get_mut(&list_id).and_then(|list| list.get_mut(email)) else {
             return false;
         };
-        if allow_resubscribe && subscriber.status == STATUS_UNSUBSCRIBED {
-            subscriber.status = STATUS_SUBSCRIBED;
-            subscriber.unsubscribed_at = None;
-            subscriber.subscribed_at = Some(now.to_owned());
+        if allow_resubscribe {
+            subscriber.reactivate_if_unsubscribed(STATUS_SUBSCRIBED, now);
         }
         subscriber.merge(input);
         true

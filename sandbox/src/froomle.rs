@@ -32,10 +32,11 @@ use axum::{
     routing::post,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use self::store::{FroomleEvent, FroomleRequest, RequestedList, TOKEN_LIFETIME, catalog, item_view, ranking};
+use self::store::{Article, FroomleEvent, FroomleRequest, ItemView, RequestedList, TOKEN_LIFETIME, catalog, ranking};
 use crate::{
     Provider, Sandbox,
     provider::Refusal,
@@ -373,59 +374,88 @@ async fn recommendations(
         Err(message) => return invalid(&message),
     };
     let catalog = catalog();
+    // What each list answers: its articles in rank order and a fresh list key.
+    let answers: Vec<(ListRequest, String, Vec<&Article>)> = lists
+        .into_iter()
+        .map(|list| {
+            let order = ranking(&user_key, &list.list_name, catalog.len());
+            let count = usize::try_from(list.limit).unwrap_or(usize::MAX).min(catalog.len());
+            let articles = order.iter().take(count).map(|&index| &catalog[index]).collect();
+            (list, random_id("", 32), articles)
+        })
+        .collect();
     let mut store = sandbox.froomle_store();
     let request_id = store.next_request_id();
-    let mut stored_lists = Vec::with_capacity(lists.len());
-    let mut answered_lists = Vec::with_capacity(lists.len());
-    for list in lists {
-        let order = ranking(&user_key, &list.list_name, catalog.len());
-        let count = usize::try_from(list.limit).unwrap_or(usize::MAX).min(catalog.len());
-        let articles: Vec<_> = order.iter().take(count).map(|&index| &catalog[index]).collect();
-        let list_key = random_id("", 32);
-        let mut view = json!({
-            "list_name": list.list_name,
-            "list_key": list_key,
-            "list_size": list.list_size,
-            "limit": list.limit,
-            "items": articles.iter().enumerate().map(|(i, a)| item_view(a, i + 1)).collect::<Vec<_>>(),
-        });
-        if let Some(object) = view.as_object_mut() {
-            if let Some(configuration_id) = &list.configuration_id {
-                object.insert("configuration_id".to_owned(), configuration_id.clone());
-            }
-            if let Some(alias) = &list.alias {
-                object.insert("alias".to_owned(), Value::String(alias.clone()));
-            }
-        }
-        answered_lists.push(view);
-        stored_lists.push(RequestedList {
+    let answer = Answer {
+        device_id: device_id.as_deref(),
+        user_id: user_id.as_deref(),
+        user_group: "froomle",
+        version: "froomle_1",
+        request_id: &request_id,
+        lists: answers
+            .iter()
+            .map(|(list, list_key, articles)| ListView {
+                list_name: &list.list_name,
+                list_key,
+                list_size: list.list_size,
+                limit: list.limit,
+                items: articles
+                    .iter()
+                    .enumerate()
+                    .map(|(i, article)| ItemView::new(article, i + 1))
+                    .collect(),
+                configuration_id: list.configuration_id.as_ref(),
+                alias: list.alias.as_deref(),
+            })
+            .collect(),
+    };
+    let reply = Json(&answer).into_response();
+    let lists = answers
+        .into_iter()
+        .map(|(list, list_key, articles)| RequestedList {
             list_name: list.list_name,
             list_key,
             list_size: list.list_size,
             limit: list.limit,
             item_ids: articles.iter().map(|a| a.item_id.clone()).collect(),
-        });
-    }
+        })
+        .collect();
     store.add_request(FroomleRequest {
-        request_id: request_id.clone(),
+        request_id,
         environment,
         channel,
         page_type,
-        device_id: device_id.clone(),
-        user_id: user_id.clone(),
-        lists: stored_lists,
+        device_id,
+        user_id,
+        lists,
         received_at: rfc3339_millis(now_utc()),
     });
-    drop(store);
-    Json(json!({
-        "device_id": device_id,
-        "user_id": user_id,
-        "user_group": "froomle",
-        "version": "froomle_1",
-        "request_id": request_id,
-        "lists": answered_lists,
-    }))
-    .into_response()
+    reply
+}
+
+/// A recommendations answer, as Froomle sends it.
+#[derive(Serialize)]
+struct Answer<'a> {
+    device_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    user_group: &'static str,
+    version: &'static str,
+    request_id: &'a str,
+    lists: Vec<ListView<'a>>,
+}
+
+/// One list of an answer; `configuration_id` and `alias` only when the request named them.
+#[derive(Serialize)]
+struct ListView<'a> {
+    list_name: &'a str,
+    list_key: &'a str,
+    list_size: u64,
+    limit: u64,
+    items: Vec<ItemView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    configuration_id: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alias: Option<&'a str>,
 }
 
 /// What is wrong with one event, if anything.

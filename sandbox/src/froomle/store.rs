@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 /// How long an access token is valid (`expires_in`).
@@ -212,15 +212,28 @@ impl FroomleStore {
 }
 
 /// An item of a recommendations answer.
-pub(crate) fn item_view(article: &Article, rank: usize) -> Value {
-    json!({
-        "item_id": article.item_id,
-        "rank": rank,
-        "title": article.title,
-        "uri": article.uri,
-        "images": [article.image],
-        "description": article.description,
-    })
+#[derive(Debug, Serialize)]
+pub(crate) struct ItemView<'a> {
+    item_id: &'a str,
+    rank: usize,
+    title: &'a str,
+    uri: &'a str,
+    images: [&'a str; 1],
+    description: &'a str,
+}
+
+impl<'a> ItemView<'a> {
+    /// `article` at `rank` (1 is the first).
+    pub(crate) fn new(article: &'a Article, rank: usize) -> Self {
+        Self {
+            item_id: &article.item_id,
+            rank,
+            title: article.title,
+            uri: &article.uri,
+            images: [&article.image],
+            description: &article.description,
+        }
+    }
 }
 
 #[cfg(test)]

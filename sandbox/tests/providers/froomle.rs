@@ -140,6 +140,60 @@ async fn token_then_recommendations_then_events() {
 }
 
 #[tokio::test]
+async fn each_list_answers_its_limit_and_echoes_only_the_options_it_was_given() {
+    let h = start().await;
+    let access = h.froomle_token().await;
+    let (status, answer) = json_of(
+        h.froomle("/api/test-env/recommendations/requests", &access)
+            .json(&json!({
+                "channel": "email", "device_id": "device-9", "page_type": "newsletter",
+                "lists": [
+                    {"list_name": "top", "list_size": 5, "limit": 2,
+                     "configuration_id": {"variant": "b"}, "alias": "top_b"},
+                    {"list_name": "top", "list_size": 3},
+                ],
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["device_id"], "device-9");
+    assert_eq!(answer["user_id"], Value::Null, "sent as null, not left out: {answer}");
+    let lists = answer["lists"].as_array().unwrap();
+    assert_eq!(lists.len(), 2);
+    let (first, second) = (&lists[0], &lists[1]);
+    assert_eq!(first["limit"], 2);
+    assert_eq!(first["list_size"], 5);
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    assert_eq!(first["configuration_id"], json!({"variant": "b"}));
+    assert_eq!(first["alias"], "top_b");
+    assert_eq!(second["items"].as_array().unwrap().len(), 3);
+    for absent in ["configuration_id", "alias"] {
+        assert!(second.get(absent).is_none(), "{absent} only when asked for: {second}");
+    }
+    assert_ne!(first["list_key"], second["list_key"]);
+    // The same user and list name rank the same: the shorter list is a prefix.
+    let ids = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["item_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(first)[..], ids(second)[..2]);
+    // What is stored is what was answered.
+    let stored = &h.sandbox.state.froomle_requests()[0];
+    assert_eq!(stored["request_id"], answer["request_id"]);
+    for (index, list) in lists.iter().enumerate() {
+        assert_eq!(stored["lists"][index]["list_key"], list["list_key"]);
+        assert_eq!(stored["lists"][index]["item_ids"], json!(ids(list)));
+    }
+}
+
+#[tokio::test]
 async fn token_endpoint_accepts_json_and_refuses_bad_requests() {
     let h = start().await;
     let url = format!("{}/oauth/token", h.sandbox.froomle_base_url());

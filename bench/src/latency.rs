@@ -218,6 +218,7 @@ struct Reading {
     worker: Option<f64>,
     broker: Option<f64>,
     bench: Option<f64>,
+    machine: Option<process::MachineCpu>,
 }
 
 /// What each party used between two readings, in cores, over `wall` seconds.
@@ -227,6 +228,8 @@ struct Usage {
     worker: Option<f64>,
     broker: Option<f64>,
     bench: Option<f64>,
+    /// The share of the whole machine's CPU time that was busy (every process and the kernel).
+    machine_busy: Option<f64>,
 }
 
 impl Reading {
@@ -243,6 +246,7 @@ impl Reading {
             worker,
             broker: process::broker_cpu_seconds(),
             bench: process::own_cpu_seconds(),
+            machine: process::machine_cpu(),
         })
     }
 
@@ -255,8 +259,17 @@ impl Reading {
             worker: cores(self.worker, before.worker),
             broker: cores(self.broker, before.broker),
             bench: cores(self.bench, before.bench),
+            machine_busy: self.machine.zip(before.machine).and_then(|(now, then)| {
+                let total = now.total - then.total;
+                (total > 0.0).then(|| (now.busy - then.busy) / total)
+            }),
         }
     }
+}
+
+/// A share as a percentage, for printing.
+fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "n/a".to_owned(), |share| format!("{:.0}%", share * 100.0))
 }
 
 /// Cores in use, for printing.
@@ -301,11 +314,14 @@ fn compare(label: &str, rate: f64, run: &Paired) -> Result<Compared> {
 /// which its results arrived while publishing went on (after the warm-up second): what the
 /// worker keeps up with while messages are being published, which costs the broker as much
 /// again as delivering them. Waits until every result arrived, so the queue is empty after.
-async fn sustained(namespace: &Namespace, observer: &Observer, prefix: &str, offered: f64) -> Result<f64> {
+/// Also answers how busy the machine was meanwhile.
+async fn sustained(namespace: &Namespace, observer: &Observer, prefix: &str, offered: f64) -> Result<Sustained> {
     let n = (offered * SUSTAIN_SECS).round().max(1.0) as usize;
     let messages: Vec<Message> = (0..n).map(|i| harness::contact_changed(prefix, i)).collect();
+    let before = Reading::now(None)?;
     let Collected { published, seen, .. } =
         publish_and_collect(namespace, observer, prefix, messages, offered, Duration::from_secs(120)).await?;
+    let after = Reading::now(None)?;
     let (Some(first), Some(last)) = (published.first(), published.last()) else {
         bail!("{prefix}: nothing was published");
     };
@@ -315,7 +331,20 @@ async fn sustained(namespace: &Namespace, observer: &Observer, prefix: &str, off
         bail!("{prefix}: publishing took no longer than the warm-up");
     }
     let arrived = seen.iter().filter(|s| s.at >= from && s.at <= *last).count();
-    Ok(arrived as f64 / window)
+    Ok(Sustained {
+        rate: arrived as f64 / window,
+        machine_busy: after.since(&before).machine_busy,
+    })
+}
+
+/// What a sustained-rate step showed.
+#[derive(Debug, Clone, Copy)]
+struct Sustained {
+    /// Results per second while publishing lasted (after the warm-up second).
+    rate: f64,
+    /// The share of the machine's CPU time that was busy from the first publish to the last
+    /// result.
+    machine_busy: Option<f64>,
 }
 
 /// The sustained maximum: offered at the backlog-drain rate first, then at a little above what
@@ -323,7 +352,10 @@ async fn sustained(namespace: &Namespace, observer: &Observer, prefix: &str, off
 /// the worker kept up with the first offer (only when the drain rate was not measured and the
 /// fallback offer is low), the second offers half as much again.
 async fn sustained_max(namespace: &Namespace, observer: &Observer, drain: f64) -> Result<f64> {
-    let first = sustained(namespace, observer, "sus", drain).await?;
+    let Sustained {
+        rate: first,
+        machine_busy: first_busy,
+    } = sustained(namespace, observer, "sus", drain).await?;
     let offered = if first >= drain * 0.95 {
         drain * 1.5
     } else {
@@ -331,9 +363,15 @@ async fn sustained_max(namespace: &Namespace, observer: &Observer, drain: f64) -
     }
     .round()
     .max(1.0);
-    let second = sustained(namespace, observer, "sus2", offered).await?;
+    let Sustained {
+        rate: second,
+        machine_busy: second_busy,
+    } = sustained(namespace, observer, "sus2", offered).await?;
     println!(
-        "latency: results while publishing at {drain:.0} msg/s: {first:.0} msg/s; at {offered:.0} msg/s: {second:.0} msg/s"
+        "latency: results while publishing at {drain:.0} msg/s: {first:.0} msg/s (machine {} busy); \
+         at {offered:.0} msg/s: {second:.0} msg/s (machine {} busy)",
+        percent(first_busy),
+        percent(second_busy),
     );
     Ok(first.max(second))
 }
@@ -407,10 +445,12 @@ pub(crate) async fn latency(bench: &Bench, summary: &mut Summary, plots: &mut Ve
         let quarter_run = quarter_run?;
         let messages = (rate * secs as f64).round().max(1.0);
         println!(
-            "latency: CPU use during the half-rate run (cores): worker {}, broker {}, bench, sandbox and relay {}",
+            "latency: CPU use during the half-rate run (cores): worker {}, broker {}, bench, sandbox and relay {}; \
+             the machine was {} busy",
             cores(used.worker),
             cores(used.broker),
             cores(used.bench),
+            percent(used.machine_busy),
         );
         if let Some(worker_cores) = used.worker {
             println!(

@@ -105,6 +105,45 @@ pub(crate) async fn broker_settled(limit: Duration) -> Duration {
     started.elapsed()
 }
 
+/// Busy and total CPU seconds of the whole machine (every core), from the text of
+/// `/proc/stat`. Busy is everything but `idle` and `iowait`; `guest` time is already counted
+/// in `user`, so it is left out of the total.
+pub(crate) fn parse_machine_cpu(stat: &str) -> Option<MachineCpu> {
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = ticks[..] else {
+        return None;
+    };
+    let busy = user + nice + system + irq + softirq + steal;
+    Some(MachineCpu {
+        busy: busy as f64 / TICKS_PER_SECOND,
+        total: (busy + idle + iowait) as f64 / TICKS_PER_SECOND,
+    })
+}
+
+/// CPU seconds of the whole machine so far, summed over its cores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct MachineCpu {
+    /// Seconds some process or the kernel ran.
+    pub(crate) busy: f64,
+    /// Busy plus idle seconds.
+    pub(crate) total: f64,
+}
+
+/// The machine's CPU seconds so far (`None` where `/proc/stat` cannot be read).
+pub(crate) fn machine_cpu() -> Option<MachineCpu> {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| parse_machine_cpu(&stat))
+}
+
 /// CPU seconds used so far by this process (the bench, with the sandbox in it).
 pub(crate) fn own_cpu_seconds() -> Option<f64> {
     std::fs::read_to_string("/proc/self/stat")
@@ -256,6 +295,14 @@ mod tests {
         let stat = "4242 (contact sync) S 1 4242 4242 0 -1 4194304 900 0 0 0 250 50 0 0 20 0 6 0 1 0 0";
         assert_eq!(parse_cpu_seconds(stat), Some(3.0));
         assert_eq!(parse_cpu_seconds("garbage"), None);
+    }
+
+    #[test]
+    fn machine_cpu_counts_all_but_idle_and_iowait_as_busy() {
+        let stat = "cpu  300 10 90 500 50 20 30 0 7 0\ncpu0 150 5 45 250 25 10 15 0 0 0\nintr 1 2\n";
+        assert_eq!(parse_machine_cpu(stat), Some(MachineCpu { busy: 4.5, total: 10.0 }));
+        assert_eq!(parse_machine_cpu("cpu0 1 2 3\n"), None);
+        assert_eq!(parse_machine_cpu("cpu  1 2 x 4 5 6 7 8\n"), None);
     }
 
     #[test]

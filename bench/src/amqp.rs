@@ -326,12 +326,13 @@ pub(crate) async fn publish_paced(
         {
             check_confirmation(oldest.await?)?;
         }
-        let publishes = batch.iter().map(|message| {
-            let publish = publish(channel, exchange, message, Some(unix_micros()));
-            published.push(Instant::now());
-            publish
-        });
-        let publishes: Vec<_> = publishes.collect();
+        let publishes: Vec<_> = batch
+            .iter()
+            .map(|message| {
+                published.push(Instant::now());
+                publish(channel, exchange, message, Some(unix_micros()))
+            })
+            .collect();
         for confirm in futures_util::future::join_all(publishes).await {
             pending.push_back(confirm?);
         }

@@ -259,10 +259,10 @@ impl Reading {
             worker: cores(self.worker, before.worker),
             broker: cores(self.broker, before.broker),
             bench: cores(self.bench, before.bench),
-            machine_busy: self.machine.zip(before.machine).and_then(|(now, then)| {
-                let total = now.total - then.total;
-                (total > 0.0).then(|| (now.busy - then.busy) / total)
-            }),
+            machine_busy: self
+                .machine
+                .zip(before.machine)
+                .and_then(|(now, then)| now.busy_share_since(&then)),
         }
     }
 }
@@ -318,10 +318,12 @@ fn compare(label: &str, rate: f64, run: &Paired) -> Result<Compared> {
 async fn sustained(namespace: &Namespace, observer: &Observer, prefix: &str, offered: f64) -> Result<Sustained> {
     let n = (offered * SUSTAIN_SECS).round().max(1.0) as usize;
     let messages: Vec<Message> = (0..n).map(|i| harness::contact_changed(prefix, i)).collect();
-    let before = Reading::now(None)?;
+    let before = process::machine_cpu();
     let Collected { published, seen, .. } =
         publish_and_collect(namespace, observer, prefix, messages, offered, Duration::from_secs(120)).await?;
-    let after = Reading::now(None)?;
+    let machine_busy = process::machine_cpu()
+        .zip(before)
+        .and_then(|(after, before)| after.busy_share_since(&before));
     let (Some(first), Some(last)) = (published.first(), published.last()) else {
         bail!("{prefix}: nothing was published");
     };
@@ -333,7 +335,7 @@ async fn sustained(namespace: &Namespace, observer: &Observer, prefix: &str, off
     let arrived = seen.iter().filter(|s| s.at >= from && s.at <= *last).count();
     Ok(Sustained {
         rate: arrived as f64 / window,
-        machine_busy: after.since(&before).machine_busy,
+        machine_busy,
     })
 }
 

@@ -137,6 +137,15 @@ pub(crate) struct MachineCpu {
     pub(crate) total: f64,
 }
 
+impl MachineCpu {
+    /// The share of the machine's CPU time that was busy since `before` (`None` when no time
+    /// passed between the readings).
+    pub(crate) fn busy_share_since(&self, before: &Self) -> Option<f64> {
+        let total = self.total - before.total;
+        (total > 0.0).then(|| (self.busy - before.busy) / total)
+    }
+}
+
 /// The machine's CPU seconds so far (`None` where `/proc/stat` cannot be read).
 pub(crate) fn machine_cpu() -> Option<MachineCpu> {
     std::fs::read_to_string("/proc/stat")
@@ -301,6 +310,10 @@ mod tests {
     fn machine_cpu_counts_all_but_idle_and_iowait_as_busy() {
         let stat = "cpu  300 10 90 500 50 20 30 0 7 0\ncpu0 150 5 45 250 25 10 15 0 0 0\nintr 1 2\n";
         assert_eq!(parse_machine_cpu(stat), Some(MachineCpu { busy: 4.5, total: 10.0 }));
+        let later = MachineCpu { busy: 6.0, total: 12.0 };
+        let before = parse_machine_cpu(stat).unwrap();
+        assert_eq!(later.busy_share_since(&before), Some(0.75));
+        assert_eq!(before.busy_share_since(&before), None);
         assert_eq!(parse_machine_cpu("cpu0 1 2 3\n"), None);
         assert_eq!(parse_machine_cpu("cpu  1 2 x 4 5 6 7 8\n"), None);
     }

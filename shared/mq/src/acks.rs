@@ -159,8 +159,8 @@ impl<A: Clone> Ledger<A> {
         let low = self.handling.first().copied().unwrap_or(u64::MAX);
         let mut plan = Plan::default();
         let mut ackers = Vec::new();
-        let below = self.finished.range(..low);
-        let ready = below.clone().count() >= self.batch || below.clone().any(|(_, (_, at))| *at <= coalesce_since);
+        let mut below = self.finished.range(..low);
+        let ready = below.clone().nth(self.batch - 1).is_some() || below.any(|(_, (_, at))| *at <= coalesce_since);
         if ready {
             let above = self.finished.split_off(&low);
             let below = std::mem::replace(&mut self.finished, above);

@@ -52,10 +52,16 @@ impl Figure {
     }
 }
 
-/// Every figure of a run, by key, in the order they were added for the table.
+/// Every figure of a run, by key, in the order they were added for the table, and the floor
+/// relay's rate each time it was measured: a rate is divided by the floors measured just
+/// before and just after it, because the machine's speed drifts during a run.
 #[derive(Debug, Default)]
 pub(crate) struct Summary {
     figures: Vec<(String, Figure)>,
+    /// The floor relay's rates, in the order they were measured.
+    floors: Vec<f64>,
+    /// For each rate added with [`Summary::add_rate`], how many floors were measured before it.
+    rates: Vec<(String, usize)>,
 }
 
 impl Summary {
@@ -63,6 +69,39 @@ impl Summary {
     pub(crate) fn add(&mut self, key: &str, figure: Figure) {
         self.figures.retain(|(k, _)| k != key);
         self.figures.push((key.to_owned(), figure));
+    }
+
+    /// Records a measurement of the floor relay's rate.
+    pub(crate) fn add_floor(&mut self, relay_msgs_per_s: f64) {
+        self.floors.push(relay_msgs_per_s);
+    }
+
+    /// Adds a rate figure that is judged against the floors measured around it.
+    pub(crate) fn add_rate(&mut self, key: &str, figure: Figure) {
+        self.add(key, figure);
+        self.rates.retain(|(k, _)| k != key);
+        self.rates.push((key.to_owned(), self.floors.len()));
+    }
+
+    /// Whether a rate was added since the floor was last measured (or none was measured yet),
+    /// so the next rate has no floor right before it.
+    pub(crate) fn floor_is_stale(&self) -> bool {
+        self.floors.is_empty() || self.rates.iter().any(|(_, before)| *before == self.floors.len())
+    }
+
+    /// Every floor measured so far, in order.
+    pub(crate) fn floors(&self) -> &[f64] {
+        &self.floors
+    }
+
+    /// The floors measured just before and just after the rate `key` (either may be missing:
+    /// no floor before it, or none measured after it yet).
+    pub(crate) fn floors_around(&self, key: &str) -> (Option<f64>, Option<f64>) {
+        let Some((_, before)) = self.rates.iter().find(|(k, _)| k == key) else {
+            return (None, None);
+        };
+        let previous = before.checked_sub(1).and_then(|i| self.floors.get(i)).copied();
+        (previous, self.floors.get(*before).copied())
     }
 
     /// A figure by key.
@@ -138,6 +177,28 @@ mod tests {
         assert!(!Figure::at_least(0.49, 0.5, "ratio").met());
         assert!(Figure::at_most(20.0, 20.0, "MiB").met());
         assert!(!Figure::at_most(20.1, 20.0, "MiB").met());
+    }
+
+    #[test]
+    fn a_rate_is_placed_between_the_floors_measured_around_it() {
+        let mut summary = Summary::default();
+        assert!(summary.floor_is_stale(), "no floor measured yet");
+        summary.add_rate("early_msgs_per_s", Figure::at_least(1.0, 0.0, "msg/s"));
+        summary.add_floor(100.0);
+        assert!(!summary.floor_is_stale(), "nothing measured since the floor");
+        summary.add_rate("first_msgs_per_s", Figure::at_least(50.0, 0.0, "msg/s"));
+        assert!(summary.floor_is_stale());
+        summary.add_floor(120.0);
+        summary.add_rate("second_msgs_per_s", Figure::at_least(55.0, 0.0, "msg/s"));
+        summary.add_rate("third_msgs_per_s", Figure::at_least(60.0, 0.0, "msg/s"));
+        assert_eq!(summary.floors_around("early_msgs_per_s"), (None, Some(100.0)));
+        assert_eq!(summary.floors_around("first_msgs_per_s"), (Some(100.0), Some(120.0)));
+        assert_eq!(summary.floors_around("second_msgs_per_s"), (Some(120.0), None));
+        assert_eq!(summary.floors_around("third_msgs_per_s"), (Some(120.0), None));
+        assert_eq!(summary.floors_around("unknown"), (None, None));
+        summary.add_floor(110.0);
+        assert_eq!(summary.floors_around("third_msgs_per_s"), (Some(120.0), Some(110.0)));
+        assert_eq!(summary.floors(), &[100.0, 120.0, 110.0]);
     }
 
     #[test]

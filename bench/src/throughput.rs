@@ -10,6 +10,7 @@ use switchyard_sandbox::{Fault, Provider};
 use tokio::time::Instant;
 
 use crate::amqp::Message;
+use crate::config::Scenario;
 use crate::floor::{self, Relay};
 use crate::harness::{self, Bench, ContactSyncRun, Drained, Drive, FAST, Namespace};
 use crate::process;
@@ -25,7 +26,7 @@ pub(crate) const PREFETCH: u16 = 200;
 
 /// Raw publish with confirms, then the relay draining what was published.
 pub(crate) async fn floor(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
-    let (publish_rate, relay_rate) = measure_floor(bench, "floor", plots).await?;
+    let (publish_rate, relay_rate) = measure_floor(bench, "floor", bench.config.sizes.floor, plots).await?;
     summary.add(
         "floor_publish_msgs_per_s",
         Figure::at_least(publish_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
@@ -34,17 +35,43 @@ pub(crate) async fn floor(bench: &Bench, summary: &mut Summary, plots: &mut Vec<
         "floor_relay_msgs_per_s",
         Figure::at_least(relay_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
     );
+    summary.add_floor(relay_rate);
     Ok(())
 }
 
-/// The floor again, after the throughput scenarios: the ratios divide by the mean of both
-/// measurements, so a machine whose speed drifts during the run skews them less.
+/// The floor again, after the throughput scenarios: the last worker's ratio divides by the
+/// mean of the floor before it and this one.
 pub(crate) async fn floor_again(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
-    let (_, relay_rate) = measure_floor(bench, "floor-after", plots).await?;
+    let (_, relay_rate) = measure_floor(bench, "floor-after", bench.config.sizes.floor, plots).await?;
     summary.add(
         "floor_relay_after_msgs_per_s",
         Figure::at_least(relay_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
     );
+    summary.add_floor(relay_rate);
+    Ok(())
+}
+
+/// The floor relay once more right before the worker `next` (a `snake_case` name) is measured,
+/// when the floor is part of the run and a worker was measured since it last ran: each
+/// worker's ratio then divides by the floors measured just before and just after it, not by
+/// ones from minutes earlier on a machine whose speed drifts (a third within one run, seen).
+/// It drains a backlog of the workers' size (`floor_relay_before_<next>_msgs_per_s`).
+pub(crate) async fn floor_before(
+    bench: &Bench,
+    summary: &mut Summary,
+    plots: &mut Vec<Series>,
+    next: &str,
+) -> Result<()> {
+    if !bench.config.runs(Scenario::Floor) || summary.floors().is_empty() || !summary.floor_is_stale() {
+        return Ok(());
+    }
+    let label = format!("floor-before-{}", next.replace('_', "-"));
+    let (_, relay_rate) = measure_floor(bench, &label, bench.config.sizes.worker, plots).await?;
+    summary.add(
+        &format!("floor_relay_before_{next}_msgs_per_s"),
+        Figure::at_least(relay_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
+    );
+    summary.add_floor(relay_rate);
     Ok(())
 }
 
@@ -72,38 +99,57 @@ const RATES: &[(&str, f64, Option<&str>)] = &[
     ("worker_both_destinations_msgs_per_s", 0.25, None),
 ];
 
-/// Once every scenario ran: `floor_relay_mean_msgs_per_s` (of the floor measured before and,
-/// if it was, after the throughput scenarios), each rate's goal as a share of it, and each
-/// `throughput_ratio*` as the rate divided by it.
+/// Once every scenario ran: `floor_relay_mean_msgs_per_s` (of every floor measurement), and
+/// each rate's goal as a share of the floors measured around it (the mean of the one just
+/// before and the one just after, or the one there is), and each `throughput_ratio*` as the
+/// rate divided by that. Prints each ratio with the floors it used.
 pub(crate) fn ratios(summary: &mut Summary) {
-    let floors: Vec<f64> = ["floor_relay_msgs_per_s", "floor_relay_after_msgs_per_s"]
-        .iter()
-        .filter_map(|key| summary.get(key))
-        .map(|figure| figure.value)
-        .collect();
+    let floors = summary.floors();
     if floors.is_empty() {
         return;
     }
-    let floor = floors.iter().sum::<f64>() / floors.len() as f64;
+    let mean = floors.iter().sum::<f64>() / floors.len() as f64;
     summary.add(
         "floor_relay_mean_msgs_per_s",
-        Figure::at_least(floor.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
+        Figure::at_least(mean.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
     );
     for &(rate, share, ratio) in RATES {
         let Some(figure) = summary.get(rate) else {
             continue;
         };
+        let (before, after) = summary.floors_around(rate);
+        let Some(floor) = mean_of(before, after) else {
+            continue;
+        };
         summary.add(rate, Figure::at_least(figure.value, (floor * share).round(), "msg/s"));
         if let Some(ratio) = ratio {
-            summary.add(ratio, Figure::at_least(figure.value / floor, 0.5, "ratio"));
+            let value = figure.value / floor;
+            println!(
+                "ratio: {ratio} = {:.0} msg/s / {floor:.0} msg/s (the floor before it {}, after it {}) = {value:.3}",
+                figure.value,
+                rate_or_none(before),
+                rate_or_none(after),
+            );
+            summary.add(ratio, Figure::at_least(value, 0.5, "ratio"));
         }
     }
 }
 
-/// Publishes a backlog with confirms (timing that) and drains it with the relay (timing
+/// The mean of the floors there are.
+fn mean_of(before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    match (before, after) {
+        (Some(before), Some(after)) => Some((before + after) / 2.0),
+        (one, other) => one.or(other),
+    }
+}
+
+fn rate_or_none(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "none".to_owned(), |rate| format!("{rate:.0} msg/s"))
+}
+
+/// Publishes a backlog of `n` with confirms (timing that) and drains it with the relay (timing
 /// that); plots both under `label`.
-async fn measure_floor(bench: &Bench, label: &str, plots: &mut Vec<Series>) -> Result<(f64, f64)> {
-    let n = bench.config.sizes.floor;
+async fn measure_floor(bench: &Bench, label: &str, n: usize, plots: &mut Vec<Series>) -> Result<(f64, f64)> {
     let mut namespace = Namespace::create(&bench.config, label, vec![harness::contact_sync_topology()?]).await?;
     let result = async {
         println!("{label}: raw publish of {n} messages with confirms");
@@ -249,6 +295,7 @@ async fn contact_sync_drain(
 /// comparison with the relay) and, as an extra figure, with both destinations.
 pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
     let sizes = bench.config.sizes;
+    floor_before(bench, summary, plots, "worker").await?;
     println!("worker: contact-sync (spotler), backlog {}", sizes.worker);
     let one = contact_sync_drain(bench, "worker-spotler", FAST, sizes.worker, 1).await?;
     plots.push(Series {
@@ -258,7 +305,7 @@ pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec
         reference: series::STEADY,
         per: series::PER_BUCKET,
     });
-    summary.add(
+    summary.add_rate(
         "worker_msgs_per_s",
         Figure::at_least(one.rate.round(), goal_half_floor(summary), "msg/s"),
     );
@@ -267,6 +314,7 @@ pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec
         Figure::at_most(process::mib(one.rss.peak_kib), 50.0, "MiB"),
     );
 
+    floor_before(bench, summary, plots, "worker_both_destinations").await?;
     println!(
         "worker: contact-sync (spotler + ecomail), backlog {}",
         sizes.worker_both
@@ -284,11 +332,12 @@ pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec
         per: series::PER_BUCKET,
     });
     // Two provider calls per message: the same per-call goal is half the message rate.
-    summary.add(
+    summary.add_rate(
         "worker_both_destinations_msgs_per_s",
         Figure::at_least(both.rate.round(), goal_half_floor(summary) / 2.0, "msg/s"),
     );
 
+    floor_before(bench, summary, plots, "worker_bulk").await?;
     println!(
         "worker: contact-sync (spotler) with bulk calls (its default), backlog {}",
         sizes.worker
@@ -302,7 +351,7 @@ pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec
         reference: series::STEADY,
         per: series::PER_BUCKET,
     });
-    summary.add(
+    summary.add_rate(
         "worker_bulk_msgs_per_s",
         Figure::at_least(bulk.rate.round(), goal_half_floor(summary), "msg/s"),
     );

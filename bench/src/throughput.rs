@@ -55,18 +55,14 @@ pub(crate) async fn floor_again(bench: &Bench, summary: &mut Summary, plots: &mu
 /// when the floor is part of the run and a worker was measured since it last ran: each
 /// worker's ratio then divides by the floors measured just before and just after it, not by
 /// ones from minutes earlier on a machine whose speed drifts (a third within one run, seen).
-/// It drains a backlog of the workers' size (`floor_relay_before_<next>_msgs_per_s`).
-pub(crate) async fn floor_before(
-    bench: &Bench,
-    summary: &mut Summary,
-    plots: &mut Vec<Series>,
-    next: &str,
-) -> Result<()> {
+/// It drains a backlog of the workers' size (`floor_relay_before_<next>_msgs_per_s`) and is
+/// left out of the plot, which shows the first and the last floor.
+pub(crate) async fn floor_before(bench: &Bench, summary: &mut Summary, next: &str) -> Result<()> {
     if !bench.config.runs(Scenario::Floor) || summary.floors().is_empty() || !summary.floor_is_stale() {
         return Ok(());
     }
     let label = format!("floor-before-{}", next.replace('_', "-"));
-    let (_, relay_rate) = measure_floor(bench, &label, bench.config.sizes.worker, plots).await?;
+    let (_, relay_rate) = measure_floor(bench, &label, bench.config.sizes.worker, &mut Vec::new()).await?;
     summary.add(
         &format!("floor_relay_before_{next}_msgs_per_s"),
         Figure::at_least(relay_rate.round(), REFERENCE_RELAY_MSGS_PER_S, "msg/s"),
@@ -295,7 +291,7 @@ async fn contact_sync_drain(
 /// comparison with the relay) and, as an extra figure, with both destinations.
 pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec<Series>) -> Result<()> {
     let sizes = bench.config.sizes;
-    floor_before(bench, summary, plots, "worker").await?;
+    floor_before(bench, summary, "worker").await?;
     println!("worker: contact-sync (spotler), backlog {}", sizes.worker);
     let one = contact_sync_drain(bench, "worker-spotler", FAST, sizes.worker, 1).await?;
     plots.push(Series {
@@ -314,7 +310,7 @@ pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec
         Figure::at_most(process::mib(one.rss.peak_kib), 50.0, "MiB"),
     );
 
-    floor_before(bench, summary, plots, "worker_both_destinations").await?;
+    floor_before(bench, summary, "worker_both_destinations").await?;
     println!(
         "worker: contact-sync (spotler + ecomail), backlog {}",
         sizes.worker_both
@@ -337,7 +333,7 @@ pub(crate) async fn worker(bench: &Bench, summary: &mut Summary, plots: &mut Vec
         Figure::at_least(both.rate.round(), goal_half_floor(summary) / 2.0, "msg/s"),
     );
 
-    floor_before(bench, summary, plots, "worker_bulk").await?;
+    floor_before(bench, summary, "worker_bulk").await?;
     println!(
         "worker: contact-sync (spotler) with bulk calls (its default), backlog {}",
         sizes.worker

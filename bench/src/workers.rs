@@ -132,7 +132,7 @@ pub(crate) async fn each(bench: &Bench, summary: &mut Summary, plots: &mut Vec<S
         backlog,
     };
 
-    throughput::floor_before(bench, summary, plots, "loyalty_events").await?;
+    throughput::floor_before(bench, summary, "loyalty_events").await?;
     println!("worker: loyalty-events (points.expiring → Ecomail fields + tracker event), backlog {backlog}");
     bench.sandbox.state.reset();
     // The notices update subscribers of the loyalty list, which must exist.
@@ -143,14 +143,14 @@ pub(crate) async fn each(bench: &Bench, summary: &mut Summary, plots: &mut Vec<S
     let loyalty = load("loyalty-events", LOYALTY_EVENTS_KEYS, &["loyalty.notified"]);
     measure(bench, summary, plots, loyalty, loyalty_events_env, points_expiring).await?;
 
-    throughput::floor_before(bench, summary, plots, "voucher_events").await?;
+    throughput::floor_before(bench, summary, "voucher_events").await?;
     println!("worker: voucher-events (voucher.publish.requested → Voucherify publication), backlog {backlog}");
     bench.sandbox.state.reset();
     let vouchers = load("voucher-events", VOUCHER_EVENTS_KEYS, &["voucher.published"]);
     let env = |bench: &Bench, ns: &str| fast(voucher_events_env(bench, ns), "VOUCHERIFY");
     measure(bench, summary, plots, vouchers, env, voucher_publish_requested).await?;
 
-    throughput::floor_before(bench, summary, plots, "recommendations").await?;
+    throughput::floor_before(bench, summary, "recommendations").await?;
     println!("worker: recommendations (recommendation.requested → Froomle), backlog {backlog}");
     bench.sandbox.state.reset();
     let recommendations = load("recommendations", RECOMMENDATIONS_KEYS, &["recommendation.ready"]);

@@ -38,6 +38,11 @@ impl Harness {
             .request(Method::POST, format!("{}{path}", self.sandbox.froomle_base_url()))
             .bearer_auth(token)
     }
+
+    /// An API POST of the JSON `body` with `token`; returns the status and answer.
+    async fn froomle_json(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+        json_of(self.froomle(path, token).json(body).send().await.unwrap()).await
+    }
 }
 
 fn recommendation_request(user_id: &str) -> Value {
@@ -64,14 +69,13 @@ async fn token_then_recommendations_then_events() {
     assert_eq!(access.split('.').count(), 3, "JWT-shaped");
     assert_eq!(h.sandbox.state.froomle_tokens_issued(), 1);
 
-    let (status, answer) = json_of(
-        h.froomle("/api/test-env/recommendations/requests", access)
-            .json(&recommendation_request("user-1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, answer) = h
+        .froomle_json(
+            "/api/test-env/recommendations/requests",
+            access,
+            &recommendation_request("user-1"),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["user_id"], "user-1");
     assert_eq!(answer["device_id"], Value::Null);
@@ -93,14 +97,13 @@ async fn token_then_recommendations_then_events() {
         assert!(item["images"][0].as_str().unwrap().starts_with("https://"));
     }
     // Deterministic per user.
-    let (_, again) = json_of(
-        h.froomle("/api/test-env/recommendations/requests", access)
-            .json(&recommendation_request("user-1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, again) = h
+        .froomle_json(
+            "/api/test-env/recommendations/requests",
+            access,
+            &recommendation_request("user-1"),
+        )
+        .await;
     let ids = |answer: &Value| -> Vec<Value> {
         answer["lists"][0]["items"]
             .as_array()
@@ -143,21 +146,20 @@ async fn token_then_recommendations_then_events() {
 async fn each_list_answers_its_limit_and_echoes_only_the_options_it_was_given() {
     let h = start().await;
     let access = h.froomle_token().await;
-    let (status, answer) = json_of(
-        h.froomle("/api/test-env/recommendations/requests", &access)
-            .json(&json!({
+    let (status, answer) = h
+        .froomle_json(
+            "/api/test-env/recommendations/requests",
+            &access,
+            &json!({
                 "channel": "email", "device_id": "device-9", "page_type": "newsletter",
                 "lists": [
                     {"list_name": "top", "list_size": 5, "limit": 2,
                      "configuration_id": {"variant": "b"}, "alias": "top_b"},
                     {"list_name": "top", "list_size": 3},
                 ],
-            }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+            }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["device_id"], "device-9");
     assert_eq!(answer["user_id"], Value::Null, "sent as null, not left out: {answer}");
@@ -255,14 +257,13 @@ async fn expired_or_missing_tokens_get_401_until_a_new_token_is_fetched() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(error["error"], "unauthorized");
-    let (status, _) = json_of(
-        h.froomle("/api/env/recommendations/requests", "made-up")
-            .json(&recommendation_request("u"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = h
+        .froomle_json(
+            "/api/env/recommendations/requests",
+            "made-up",
+            &recommendation_request("u"),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     let first = h.froomle_token().await;
@@ -295,18 +296,17 @@ async fn expired_or_missing_tokens_get_401_until_a_new_token_is_fetched() {
 async fn invalid_events_and_requests_are_refused_and_nothing_is_stored() {
     let h = start().await;
     let token = h.froomle_token().await;
-    let (status, error) = json_of(
-        h.froomle("/api/env/events", &token)
-            .json(&json!({"events": [
+    let (status, error) = h
+        .froomle_json(
+            "/api/env/events",
+            &token,
+            &json!({"events": [
                 {"event_type": "batch_open", "user_id": "u", "channel": "email"},
                 {"event_type": "detail_pageview", "device_id": "d"},
                 {"device_id": "d"},
-            ]}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+            ]}),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let message = error["message"].as_str().unwrap();
     assert!(message.starts_with("Events contain errors: "), "{message}");
@@ -329,14 +329,7 @@ async fn invalid_events_and_requests_are_refused_and_nothing_is_stored() {
         json!({"channel": "email", "page_type": "home", "lists": [{"list_name": "l", "list_size": 3}]}),
         json!({"user_id": "u", "page_type": "home", "lists": [{"list_name": "l", "list_size": 3}]}),
     ] {
-        let (status, error) = json_of(
-            h.froomle("/api/env/recommendations/requests", &token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, error) = h.froomle_json("/api/env/recommendations/requests", &token, &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(error["error"], "bad_request");
     }

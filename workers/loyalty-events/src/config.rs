@@ -14,6 +14,8 @@ use time::UtcOffset;
 use time::macros::format_description;
 use url::Url;
 
+use crate::record;
+
 use crate::notice::NoticePolicy;
 
 /// Worker name: its queue and metrics label.
@@ -59,6 +61,9 @@ pub struct Config {
     pub unsubscribe_points: u32,
     /// Where the once-a-day and processed-message records live (`REDIS_URL`; unset = in process).
     pub redis: Option<RedisUrl>,
+    /// The most records kept in process when `REDIS_URL` is unset (`LOYALTY_RECORDS_CAPACITY`,
+    /// default [`record::DEFAULT_CAPACITY`]); beyond it the ones nearest to expiry go first.
+    pub records_capacity: usize,
     /// Batching of the notices' field updates into `update-subscriber-bulk` calls
     /// (`LOYALTY_EVENTS_BULK`, `LOYALTY_EVENTS_BULK_SIZE`, `LOYALTY_EVENTS_BULK_LINGER`); `None`
     /// when off (one `update-subscriber` call per notice).
@@ -175,6 +180,13 @@ impl Config {
             .unwrap_or(Some(DEFAULT_NOTICE_DAYS));
         let offset = settings::parse(strings, "LOYALTY_TIMEZONE_OFFSET", parse_offset)?.unwrap_or(UtcOffset::UTC);
         let redis = settings::parse(strings, "REDIS_URL", parse_redis_url)?;
+        let records_capacity = settings::parse_or(strings, "LOYALTY_RECORDS_CAPACITY", record::DEFAULT_CAPACITY)?;
+        if records_capacity == 0 {
+            return Err(ConfigError::invalid(
+                "LOYALTY_RECORDS_CAPACITY",
+                "must be at least 1 (it bounds the once-a-day and processed-message records kept in process)",
+            ));
+        }
         let common = Common::from_strings(strings, WORKER, ROUTING_KEYS, 16)?;
         let bulk = bulk(strings, common.max_budget_wait())?;
         Ok(Self {
@@ -186,6 +198,7 @@ impl Config {
             subscribe_points: points(strings, "LOYALTY_SUBSCRIBE_POINTS")?,
             unsubscribe_points: points(strings, "LOYALTY_UNSUBSCRIBE_POINTS")?,
             redis,
+            records_capacity,
             bulk,
         })
     }
@@ -226,6 +239,7 @@ mod tests {
         assert_eq!(config.ecomail_limits.concurrency.get(), 8);
         assert_eq!(config.ecomail.list_id, 7);
         assert!(config.redis.is_none());
+        assert_eq!(config.records_capacity, record::DEFAULT_CAPACITY);
         assert_eq!(config.common.spec.topology.routing_keys.len(), 4);
         assert_eq!(
             config.bulk,
@@ -251,6 +265,19 @@ mod tests {
                 })),
             "{bulk:?}"
         );
+    }
+
+    #[test]
+    fn the_record_capacity_is_a_positive_count() {
+        let config = Config::from_strings(&with("LOYALTY_RECORDS_CAPACITY", "2500"));
+        assert!(config.is_ok_and(|c| c.records_capacity == 2500));
+        for bad in ["0", "-1", "lots", "1e6"] {
+            assert_eq!(
+                variable_of(&with("LOYALTY_RECORDS_CAPACITY", bad)).as_deref(),
+                Some("LOYALTY_RECORDS_CAPACITY"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn build(config: &Config, registry: &Registry) -> Result<LoyaltyEvents, RunE
     };
     let store = match &config.redis {
         Some(url) => Store::Redis(RedisStore::open(url.expose()).map_err(|e| setup(&e))?),
-        None => Store::Memory(MemoryStore::default()),
+        None => Store::Memory(MemoryStore::with_capacity(config.records_capacity)),
     };
     let namespace = &config.common.mq.namespace;
     let key_prefix = if namespace.is_empty() {

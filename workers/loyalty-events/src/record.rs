@@ -9,17 +9,21 @@
 //! Both states remember which message made them, so the redelivery of the message that sent a
 //! notice can republish the same result.
 //!
-//! [`MemoryStore`] keeps records in the process (one replica); [`RedisStore`] keeps them in
-//! Redis (`REDIS_URL`), shared by every replica, with atomic scripts.
+//! [`MemoryStore`] keeps records in the process (one replica, at most
+//! `LOYALTY_RECORDS_CAPACITY` of them, so memory stays bounded however many customers a day
+//! brings); [`RedisStore`] keeps them in Redis (`REDIS_URL`), shared by every replica, with
+//! atomic scripts.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::aio::ConnectionManagerConfig;
 use tokio::time::Instant;
+use tracing::warn;
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,96 +56,200 @@ pub trait OnceStore: Send + Sync + 'static {
     fn release(&self, key: &str, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    Pending(String),
-    Done(String),
-}
-
+/// One record of the in-process store.
 #[derive(Debug)]
 struct Entry {
-    state: State,
+    /// The message that claimed (pending) or did (done) it.
+    owner: Box<str>,
+    /// Claimed but not done yet.
+    pending: bool,
     expires: Instant,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Entries {
-    map: HashMap<String, Entry>,
+    /// Records by a 128-bit digest of their key: a key (namespace, worker, customer, date)
+    /// runs to ~70 bytes and was kept as a heap string per record; with the digest a record
+    /// takes ~130 bytes in all instead of ~220 (measured over 100,000 records).
+    map: HashMap<u128, Entry>,
+    /// The two keyed hashes whose outputs make the digest.
+    digest: (RandomState, RandomState),
+    /// The most records kept: beyond it the done records nearest to expiry are forgotten early.
+    capacity: usize,
     prune_at: usize,
 }
 
 /// Entries kept before expired ones are pruned (then the mark doubles with the live count).
 const PRUNE_MARK: usize = 4096;
 
-/// Records in this process: right for a single replica, lost on restart.
-#[derive(Debug, Clone, Default)]
+/// Default `LOYALTY_RECORDS_CAPACITY`: the most records [`MemoryStore`] keeps (~13 MiB).
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+impl Entries {
+    fn new(capacity: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            digest: (RandomState::new(), RandomState::new()),
+            capacity: capacity.max(1),
+            prune_at: 0,
+        }
+    }
+
+    /// Two differently keyed 64-bit SipHashes of `key`: a collision between two of 100,000
+    /// live keys has a chance of about 10^-29.
+    fn digest(&self, key: &str) -> u128 {
+        (u128::from(self.digest.0.hash_one(key)) << 64) | u128::from(self.digest.1.hash_one(key))
+    }
+
+    /// Before a new record: drops the expired ones once the map has grown enough to be worth
+    /// a pass, and at capacity forgets the done records nearest to expiry (a tenth of the
+    /// capacity at a time, so the pass is rare). Pending claims are never forgotten early:
+    /// they belong to deliveries in flight and lapse within the claim hold anyway. Answers how
+    /// many unexpired records were forgotten (the caller warns, outside the lock).
+    fn make_room(&mut self, now: Instant) -> usize {
+        if self.map.len() < self.prune_at.max(PRUNE_MARK).min(self.capacity) {
+            return 0;
+        }
+        self.map.retain(|_, entry| entry.expires > now);
+        let forgotten = if self.map.len() >= self.capacity {
+            self.forget_nearest_expiry()
+        } else {
+            0
+        };
+        self.prune_at = self.map.len().saturating_mul(2);
+        forgotten
+    }
+
+    /// Forgets a tenth of the capacity (or every done record, if fewer): the done records that
+    /// expire first (ties broken by digest, so exactly that many go). Answers how many went.
+    fn forget_nearest_expiry(&mut self) -> usize {
+        let mut done: Vec<(Instant, u128)> = self
+            .map
+            .iter()
+            .filter(|(_, entry)| !entry.pending)
+            .map(|(digest, entry)| (entry.expires, *digest))
+            .collect();
+        if done.is_empty() {
+            return 0;
+        }
+        let last = (self.capacity / 10).clamp(1, done.len()) - 1;
+        let cutoff = *done.select_nth_unstable(last).1;
+        self.map
+            .retain(|digest, entry| entry.pending || (entry.expires, *digest) > cutoff);
+        last + 1
+    }
+}
+
+/// Records in this process: right for a single replica, lost on restart, at most `capacity`
+/// of them (the done records nearest to expiry are forgotten first beyond it).
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     entries: Arc<Mutex<Entries>>,
+    capacity: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
 }
 
 impl MemoryStore {
+    /// A store that keeps at most `capacity` records (at least 1).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let entries = Entries::new(capacity);
+        Self {
+            capacity: entries.capacity,
+            entries: Arc::new(Mutex::new(entries)),
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Entries, Instant) -> T) -> T {
         // A poisoned lock only means another task panicked mid-update of plain data; the map
         // is still usable.
         let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut entries, Instant::now())
     }
+
+    /// Inserts `entry` under `key`'s digest, making room first if the key is new.
+    fn insert(&self, key: &str, entry: impl FnOnce(Instant) -> Entry) {
+        let forgotten = self.with(|entries, now| {
+            let digest = entries.digest(key);
+            let forgotten = if entries.map.contains_key(&digest) {
+                0
+            } else {
+                entries.make_room(now)
+            };
+            entries.map.insert(digest, entry(now));
+            forgotten
+        });
+        self.warn_forgotten(forgotten);
+    }
+
+    /// Says so when records were forgotten early (called after the lock is released).
+    fn warn_forgotten(&self, forgotten: usize) {
+        if forgotten > 0 {
+            warn!(
+                forgotten,
+                capacity = self.capacity,
+                "In-process records full: the ones nearest to expiry were forgotten early, so a \
+                 redelivery of their messages could send again; set REDIS_URL (or raise \
+                 LOYALTY_RECORDS_CAPACITY) to keep every record for its full time."
+            );
+        }
+    }
 }
 
 impl OnceStore for MemoryStore {
     async fn claim(&self, key: &str, owner: &str, hold: Duration) -> Result<Claim, StoreError> {
-        Ok(self.with(|entries, now| {
-            if entries.map.len() >= entries.prune_at.max(PRUNE_MARK) {
-                entries.map.retain(|_, entry| entry.expires > now);
-                entries.prune_at = entries.map.len().saturating_mul(2);
-            }
-            match entries.map.get(key) {
-                Some(entry) if entry.expires > now => match &entry.state {
-                    State::Done(by) => Claim::Done { by: by.clone() },
-                    State::Pending(_) => Claim::Busy,
-                },
-                _ => {
-                    entries.map.insert(
-                        key.to_owned(),
-                        Entry {
-                            state: State::Pending(owner.to_owned()),
-                            expires: now + hold,
-                        },
-                    );
-                    Claim::Claimed
+        let (claim, forgotten) = self.with(|entries, now| {
+            let digest = entries.digest(key);
+            match entries.map.get(&digest) {
+                Some(entry) if entry.expires > now && entry.pending => (Claim::Busy, 0),
+                Some(entry) if entry.expires > now => {
+                    let by = entry.owner.to_string();
+                    (Claim::Done { by }, 0)
+                }
+                found => {
+                    let forgotten = if found.is_some() { 0 } else { entries.make_room(now) };
+                    let entry = Entry {
+                        owner: owner.into(),
+                        pending: true,
+                        expires: now + hold,
+                    };
+                    entries.map.insert(digest, entry);
+                    (Claim::Claimed, forgotten)
                 }
             }
-        }))
+        });
+        self.warn_forgotten(forgotten);
+        Ok(claim)
     }
 
     async fn complete(&self, key: &str, owner: &str, keep: Duration) -> Result<(), StoreError> {
-        self.with(|entries, now| {
-            entries.map.insert(
-                key.to_owned(),
-                Entry {
-                    state: State::Done(owner.to_owned()),
-                    expires: now + keep,
-                },
-            );
+        self.insert(key, |now| Entry {
+            owner: owner.into(),
+            pending: false,
+            expires: now + keep,
         });
         Ok(())
     }
 
     async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         self.with(|entries, _| {
+            let digest = entries.digest(key);
             if entries
                 .map
-                .get(key)
-                .is_some_and(|entry| entry.state == State::Pending(owner.to_owned()))
+                .get(&digest)
+                .is_some_and(|entry| entry.pending && *entry.owner == *owner)
             {
-                entries.map.remove(key);
+                entries.map.remove(&digest);
             }
         });
         Ok(())
     }
 }
 
-/// Claims a free (or expired) key; otherwise returns what is there.
 const CLAIM: &str = r"
 local current = redis.call('GET', KEYS[1])
 if not current then
@@ -332,6 +440,71 @@ mod tests {
         tokio::time::advance(HOLD * 2).await;
         assert_eq!(store.claim("fresh", "m", HOLD).await, Ok(Claim::Claimed));
         assert_eq!(store.with(|entries, _| entries.map.len()), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_store_keeps_at_most_its_capacity() {
+        let store = MemoryStore::with_capacity(100);
+        for i in 0..1_000 {
+            let key = format!("customer-{i}:2026-12-05");
+            assert_eq!(store.claim(&key, &format!("m{i}"), HOLD).await, Ok(Claim::Claimed));
+            assert_eq!(store.complete(&key, &format!("m{i}"), KEEP).await, Ok(()));
+            assert!(store.with(|entries, _| entries.map.len()) <= 100, "after {i}");
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        // The newest records are still there, and still say who made them.
+        let done = store.claim("customer-999:2026-12-05", "again", HOLD).await;
+        assert_eq!(done, Ok(Claim::Done { by: "m999".into() }));
+        // The oldest (here: nearest to expiry) went first.
+        let early = store.claim("customer-0:2026-12-05", "again", HOLD).await;
+        assert_eq!(early, Ok(Claim::Claimed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_capacity_the_records_nearest_to_expiry_go_first() {
+        let store = MemoryStore::with_capacity(20);
+        // Ten long-kept records first (a processed message, 7 days), then ten short-kept ones
+        // (a notice, 3 days): at capacity the short-kept ones expire first, so they go first
+        // although they are newer; a tenth of the capacity (2) goes at a time.
+        for i in 0..10 {
+            assert_eq!(store.complete(&format!("long{i}"), "m", KEEP * 7).await, Ok(()));
+        }
+        for i in 0..10 {
+            assert_eq!(store.complete(&format!("short{i}"), "m", KEEP * 3).await, Ok(()));
+        }
+        assert_eq!(store.complete("one-more", "m", KEEP * 3).await, Ok(()));
+        let kept = |prefix: &'static str| {
+            store.with(move |entries, _| {
+                (0..10)
+                    .filter(|i| entries.map.contains_key(&entries.digest(&format!("{prefix}{i}"))))
+                    .count()
+            })
+        };
+        assert_eq!((kept("long"), kept("short")), (10, 8));
+        let done = Ok(Claim::Done { by: "m".into() });
+        assert_eq!(store.claim("one-more", "x", HOLD).await, done);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pending_claims_are_never_forgotten_early() {
+        let store = MemoryStore::with_capacity(10);
+        for i in 0..5 {
+            assert_eq!(
+                store.claim(&format!("busy{i}"), "holder", HOLD).await,
+                Ok(Claim::Claimed)
+            );
+        }
+        for i in 0..50 {
+            assert_eq!(store.complete(&format!("done{i}"), "m", KEEP).await, Ok(()));
+        }
+        for i in 0..5 {
+            assert_eq!(
+                store.claim(&format!("busy{i}"), "other", HOLD).await,
+                Ok(Claim::Busy),
+                "busy{i}"
+            );
+        }
+        assert!(store.with(|entries, _| entries.map.len()) <= 10);
     }
 
     /// Runs against the local Redis that `make setup` starts (as RabbitMQ); the keys are unique

@@ -14,9 +14,8 @@ use time::UtcOffset;
 use time::macros::format_description;
 use url::Url;
 
-use crate::record;
-
 use crate::notice::NoticePolicy;
+use crate::record;
 
 /// Worker name: its queue and metrics label.
 pub const WORKER: &str = "loyalty-events";

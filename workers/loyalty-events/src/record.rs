@@ -120,6 +120,20 @@ impl Entries {
         forgotten
     }
 
+    /// Puts `entry` under `digest`, making room first if the digest is new.
+    fn insert(&mut self, digest: u128, entry: Entry, now: Instant) -> Option<Forgotten> {
+        let forgotten = if self.map.contains_key(&digest) {
+            0
+        } else {
+            self.make_room(now)
+        };
+        self.map.insert(digest, entry);
+        (forgotten > 0).then_some(Forgotten {
+            count: forgotten,
+            capacity: self.capacity,
+        })
+    }
+
     /// Forgets a tenth of the capacity (or every done record, if fewer): the done records that
     /// expire first (ties broken by digest, so exactly that many go). Answers how many went.
     fn forget_nearest_expiry(&mut self) -> usize {
@@ -140,12 +154,30 @@ impl Entries {
     }
 }
 
+/// Unexpired records forgotten to make room, reported after the lock is released.
+#[derive(Debug, Clone, Copy)]
+struct Forgotten {
+    count: usize,
+    capacity: usize,
+}
+
+impl Forgotten {
+    fn warn(self) {
+        warn!(
+            forgotten = self.count,
+            capacity = self.capacity,
+            "In-process records full: the ones nearest to expiry were forgotten early, so a \
+             redelivery of their messages could send again; set REDIS_URL (or raise \
+             LOYALTY_RECORDS_CAPACITY) to keep every record for its full time."
+        );
+    }
+}
+
 /// Records in this process: right for a single replica, lost on restart, at most `capacity`
 /// of them (the done records nearest to expiry are forgotten first beyond it).
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     entries: Arc<Mutex<Entries>>,
-    capacity: usize,
 }
 
 impl Default for MemoryStore {
@@ -157,10 +189,8 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// A store that keeps at most `capacity` records (at least 1).
     pub fn with_capacity(capacity: usize) -> Self {
-        let entries = Entries::new(capacity);
         Self {
-            capacity: entries.capacity,
-            entries: Arc::new(Mutex::new(entries)),
+            entries: Arc::new(Mutex::new(Entries::new(capacity))),
         }
     }
 
@@ -170,34 +200,6 @@ impl MemoryStore {
         let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut entries, Instant::now())
     }
-
-    /// Inserts `entry` under `key`'s digest, making room first if the key is new.
-    fn insert(&self, key: &str, entry: impl FnOnce(Instant) -> Entry) {
-        let forgotten = self.with(|entries, now| {
-            let digest = entries.digest(key);
-            let forgotten = if entries.map.contains_key(&digest) {
-                0
-            } else {
-                entries.make_room(now)
-            };
-            entries.map.insert(digest, entry(now));
-            forgotten
-        });
-        self.warn_forgotten(forgotten);
-    }
-
-    /// Says so when records were forgotten early (called after the lock is released).
-    fn warn_forgotten(&self, forgotten: usize) {
-        if forgotten > 0 {
-            warn!(
-                forgotten,
-                capacity = self.capacity,
-                "In-process records full: the ones nearest to expiry were forgotten early, so a \
-                 redelivery of their messages could send again; set REDIS_URL (or raise \
-                 LOYALTY_RECORDS_CAPACITY) to keep every record for its full time."
-            );
-        }
-    }
 }
 
 impl OnceStore for MemoryStore {
@@ -205,33 +207,39 @@ impl OnceStore for MemoryStore {
         let (claim, forgotten) = self.with(|entries, now| {
             let digest = entries.digest(key);
             match entries.map.get(&digest) {
-                Some(entry) if entry.expires > now && entry.pending => (Claim::Busy, 0),
+                Some(entry) if entry.expires > now && entry.pending => (Claim::Busy, None),
                 Some(entry) if entry.expires > now => {
                     let by = entry.owner.to_string();
-                    (Claim::Done { by }, 0)
+                    (Claim::Done { by }, None)
                 }
-                found => {
-                    let forgotten = if found.is_some() { 0 } else { entries.make_room(now) };
+                _ => {
                     let entry = Entry {
                         owner: owner.into(),
                         pending: true,
                         expires: now + hold,
                     };
-                    entries.map.insert(digest, entry);
-                    (Claim::Claimed, forgotten)
+                    (Claim::Claimed, entries.insert(digest, entry, now))
                 }
             }
         });
-        self.warn_forgotten(forgotten);
+        if let Some(forgotten) = forgotten {
+            forgotten.warn();
+        }
         Ok(claim)
     }
 
     async fn complete(&self, key: &str, owner: &str, keep: Duration) -> Result<(), StoreError> {
-        self.insert(key, |now| Entry {
-            owner: owner.into(),
-            pending: false,
-            expires: now + keep,
+        let forgotten = self.with(|entries, now| {
+            let entry = Entry {
+                owner: owner.into(),
+                pending: false,
+                expires: now + keep,
+            };
+            entries.insert(entries.digest(key), entry, now)
         });
+        if let Some(forgotten) = forgotten {
+            forgotten.warn();
+        }
         Ok(())
     }
 
